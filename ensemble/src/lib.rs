@@ -1,0 +1,23 @@
+//! zk-ensemble: the zookube domain model, pure and I/O-free.
+//!
+//! It decides every member's identity ([`identity`]), the quorum arithmetic
+//! ([`quorum`]), every byte of `zoo.cfg` ([`spec`], [`zoocfg`]), whether a
+//! member's configuration is acceptable ([`validate`]), and the shape of the
+//! sidecar's status document ([`status`]). It knows nothing of Kubernetes,
+//! sockets, files or tokio; callers read and write the bytes.
+
+#![warn(clippy::unwrap_used)]
+
+pub mod identity;
+pub mod messages;
+pub mod quorum;
+pub mod spec;
+pub mod status;
+pub mod validate;
+pub mod zoocfg;
+
+pub use identity::{Myid, Role};
+pub use spec::{EnsembleSpec, Member, Placement, Ports, Settings, SpecError, SpecErrors};
+pub use status::{MemberState, SidecarStatus};
+pub use validate::{Problem, Summary, validate};
+pub use zoocfg::ZooCfg;

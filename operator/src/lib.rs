@@ -1,0 +1,3 @@
+//! zk-operator: turns a `ZookeeperCluster` into a working ensemble.
+
+#![warn(clippy::unwrap_used)]

@@ -1,0 +1,63 @@
+//! Reading a member's `zoo.cfg` (with the dynamic file it may name) and its
+//! `myid` file from disk. Interpretation lives in `zk-ensemble`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use zk_ensemble::ZooCfg;
+use zk_ensemble::zoocfg::ParseErrors;
+
+/// Why a config could not be loaded; [`LoadError::exit_code`] maps it to the
+/// documented exit codes.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Parse { path: PathBuf, errors: ParseErrors },
+}
+
+impl LoadError {
+    /// 2 when a file cannot be read, 1 when it is invalid.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            LoadError::Read { .. } => 2,
+            LoadError::Parse { .. } => 1,
+        }
+    }
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
+    fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads `zoo.cfg` and merges the server lines of its `dynamicConfigFile`.
+/// A relative dynamic path is looked up beside the config first, then in the
+/// working directory (where ZooKeeper itself would look).
+pub(crate) fn load(path: &Path) -> Result<ZooCfg, LoadError> {
+    let mut cfg = ZooCfg::parse(&read(path)?).map_err(|errors| LoadError::Parse {
+        path: path.to_owned(),
+        errors,
+    })?;
+    if let Some(dynamic) = cfg.dynamic_config_file().map(PathBuf::from) {
+        let beside = path.parent().map(|dir| dir.join(&dynamic));
+        let dynamic = match beside {
+            Some(beside) if dynamic.is_relative() && beside.exists() => beside,
+            _ => dynamic,
+        };
+        let text = read(&dynamic)?;
+        cfg.merge_dynamic(&text)
+            .map_err(|errors| LoadError::Parse {
+                path: dynamic,
+                errors,
+            })?;
+    }
+    Ok(cfg)
+}

@@ -1,0 +1,367 @@
+//! zk-testkit: real ZooKeeper servers on loopback for tests, and the rule
+//! that a test needing ZooKeeper fails in CI when it is missing.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let Some(zk) = zk_testkit::zookeeper() else { return };
+//! let mut ensemble = zk_testkit::LoopbackEnsemble::new(&zk, 3, 0);
+//! ensemble.start_all();
+//! let leader = ensemble.wait_for_leader(std::time::Duration::from_secs(30)).await;
+//! # }
+//! ```
+//!
+//! Each ensemble gets its own block of loopback addresses (`127.a.b.1+myid`),
+//! so ensembles of parallel tests keep the standard ports without clashing.
+//! Every process is killed when the ensemble is dropped; when a test fails,
+//! the tail of each server's log is printed and the folder is kept.
+
+#![allow(clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::fs;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use zk_ensemble::{EnsembleSpec, Myid, Placement};
+use zk_process::install::{small_jvm_flags, write_logging_config};
+use zk_process::{FourLetterError, Installation, Mode, Signal, Srvr};
+
+/// Whether this run is CI's: `CI` is set to anything but `""`, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// The ZooKeeper installation, or `None` when the test should be skipped.
+///
+/// In CI a missing ZooKeeper (or Java) fails the test. Elsewhere the test is
+/// skipped with a line on stderr saying so and why.
+pub fn zookeeper() -> Option<Installation> {
+    match Installation::discover() {
+        Ok(found) => Some(found),
+        Err(e) if in_ci() => panic!("this test needs a real ZooKeeper server and CI is set: {e}"),
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: this test needs a real ZooKeeper server ({e}); CI is unset, so it is skipped"
+            );
+            None
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it yields a value, and panics naming
+/// `what` (and the last observation) when `timeout` passes first.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// A fresh `127.a.b.1` base address, different for every call in every
+/// process (members then use `base + myid`).
+pub fn loopback_base() -> Ipv4Addr {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = RandomState::new().hash_one((
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        Instant::now(),
+    ));
+    let [a, b, ..] = seed.to_le_bytes();
+    // 127.0.x.x is left to `zk-operator local`.
+    Ipv4Addr::new(127, a.max(1), b, 1)
+}
+
+/// One server process of a [`LoopbackEnsemble`].
+#[derive(Debug)]
+struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+/// A real ZooKeeper ensemble on loopback, rendered by `zk-ensemble`.
+#[derive(Debug)]
+pub struct LoopbackEnsemble {
+    pub spec: EnsembleSpec,
+    install: Installation,
+    dir: tempfile::TempDir,
+    servers: BTreeMap<Myid, Server>,
+    /// Extra JVM flags for every server (for example a super digest).
+    pub jvm_flags: Vec<String>,
+}
+
+impl LoopbackEnsemble {
+    /// Prepares (but does not start) an ensemble with `voters` voters and
+    /// `observers` observers, with fast test timings (tickTime 500 ms).
+    pub fn new(install: &Installation, voters: u32, observers: u32) -> LoopbackEnsemble {
+        let dir = tempfile::Builder::new()
+            .prefix("zk-testkit-")
+            .tempdir()
+            .expect("create a temporary folder");
+        let mut spec = EnsembleSpec::new("test", "default");
+        spec.voters = voters;
+        spec.observers = observers;
+        spec.settings.tick_time_ms = 500;
+        spec.settings.init_limit = 10;
+        spec.settings.sync_limit = 4;
+        spec.placement = Placement::Loopback {
+            base: free_loopback_base(&spec),
+            data_root: dir.path().join("data").display().to_string(),
+        };
+        let mut ensemble = LoopbackEnsemble {
+            spec,
+            install: install.clone(),
+            dir,
+            servers: BTreeMap::new(),
+            jvm_flags: small_jvm_flags(),
+        };
+        for member in ensemble.spec.members() {
+            ensemble.prepare(member.myid);
+        }
+        ensemble
+    }
+
+    /// Writes a member's `zoo.cfg`, logging config and `myid` file, rendered
+    /// from the current spec. Call again after changing the spec.
+    pub fn prepare(&mut self, myid: Myid) {
+        let dir = self.dir.path().join(format!("member-{myid}"));
+        let conf = dir.join("conf");
+        write_logging_config(&conf).expect("write the logging config");
+        let cfg = self.spec.zoo_cfg(myid).expect("the test spec renders");
+        fs::write(conf.join("zoo.cfg"), cfg.render()).expect("write zoo.cfg");
+        let data = self.data_dir(myid);
+        fs::create_dir_all(&data).expect("create the data folder");
+        fs::write(data.join("myid"), myid.file_contents()).expect("write myid");
+        self.servers
+            .entry(myid)
+            .or_insert(Server { child: None, dir });
+    }
+
+    /// The folder all servers' files live in.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn myids(&self) -> Vec<Myid> {
+        self.servers.keys().copied().collect()
+    }
+
+    pub fn conf_dir(&self, myid: Myid) -> PathBuf {
+        self.server(myid).dir.join("conf")
+    }
+
+    pub fn config_path(&self, myid: Myid) -> PathBuf {
+        self.conf_dir(myid).join("zoo.cfg")
+    }
+
+    pub fn data_dir(&self, myid: Myid) -> PathBuf {
+        self.dir.path().join("data").join(myid.to_string())
+    }
+
+    pub fn log_path(&self, myid: Myid) -> PathBuf {
+        self.server(myid).dir.join("zookeeper.log")
+    }
+
+    /// The member's client endpoint (`host:2181`).
+    pub fn client_addr(&self, myid: Myid) -> SocketAddr {
+        SocketAddr::new(
+            self.spec.host(myid).parse().expect("a loopback address"),
+            self.spec.ports.client,
+        )
+    }
+
+    /// The member's election endpoint (`host:3888`).
+    pub fn election_addr(&self, myid: Myid) -> SocketAddr {
+        SocketAddr::new(
+            self.spec.host(myid).parse().expect("a loopback address"),
+            self.spec.ports.election,
+        )
+    }
+
+    /// A client connect string for every member.
+    pub fn connect_string(&self) -> String {
+        self.myids()
+            .iter()
+            .map(|id| self.client_addr(*id).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts every member that is not running.
+    pub fn start_all(&mut self) {
+        for myid in self.myids() {
+            if self.pid(myid).is_none() {
+                self.start(myid);
+            }
+        }
+    }
+
+    /// Starts one member's server.
+    pub fn start(&mut self, myid: Myid) {
+        let conf = self.conf_dir(myid);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(myid))
+            .expect("open the server log");
+        let err = log.try_clone().expect("clone the log handle");
+        let child = self
+            .install
+            .server_command(&conf, &conf.join("zoo.cfg"), &self.jvm_flags)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("start java");
+        self.server_mut(myid).child = Some(child);
+    }
+
+    /// The pid of a running member's server.
+    pub fn pid(&self, myid: Myid) -> Option<u32> {
+        self.servers.get(&myid)?.child.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal (SIGSTOP, SIGCONT, …) to a member's server.
+    pub fn signal(&self, myid: Myid, signal: Signal) {
+        let pid = self.pid(myid).expect("the member is running");
+        zk_process::signal(pid, signal).expect("signal the server");
+    }
+
+    /// Kills a member's server with SIGKILL and reaps it.
+    pub fn kill(&mut self, myid: Myid) {
+        if let Some(mut child) = self.server_mut(myid).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The member's `srvr` answer.
+    pub async fn srvr(&self, myid: Myid) -> Result<Srvr, FourLetterError> {
+        zk_process::fourlw::srvr(self.client_addr(myid), Duration::from_secs(1)).await
+    }
+
+    /// Every running member's `srvr` answer (errors included).
+    pub async fn srvr_all(&self) -> BTreeMap<Myid, Result<Srvr, FourLetterError>> {
+        let mut all = BTreeMap::new();
+        for myid in self.myids() {
+            if self.pid(myid).is_some() {
+                all.insert(myid, self.srvr(myid).await);
+            }
+        }
+        all
+    }
+
+    /// Waits until every running member serves, exactly one leads, and every
+    /// other running voter follows it; returns the leader.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Myid {
+        eventually(
+            "one leader that every running member serves under",
+            timeout,
+            || async {
+                let all = self.srvr_all().await;
+                let mut leaders = Vec::new();
+                for (myid, answer) in &all {
+                    match answer {
+                        Ok(s) if s.mode == Mode::Leader => leaders.push(*myid),
+                        Ok(s) if matches!(s.mode, Mode::Follower | Mode::Observer) => {}
+                        other => return Err(format!("member {myid}: {other:?}")),
+                    }
+                }
+                match leaders[..] {
+                    [leader] => Ok(leader),
+                    _ => Err(format!("leaders {leaders:?} in {all:?}")),
+                }
+            },
+        )
+        .await
+    }
+
+    /// The member's log so far.
+    pub fn log(&self, myid: Myid) -> String {
+        fs::read_to_string(self.log_path(myid)).unwrap_or_default()
+    }
+
+    /// Log lines of any member that contain any of `needles`, as
+    /// `(myid, line)`.
+    pub fn log_lines_containing(&self, needles: &[&str]) -> Vec<(Myid, String)> {
+        self.myids()
+            .into_iter()
+            .flat_map(|myid| {
+                self.log(myid)
+                    .lines()
+                    .filter(|line| needles.iter().any(|n| line.contains(n)))
+                    .map(|line| (myid, line.to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn server(&self, myid: Myid) -> &Server {
+        self.servers
+            .get(&myid)
+            .unwrap_or_else(|| panic!("member {myid} was never prepared"))
+    }
+
+    fn server_mut(&mut self, myid: Myid) -> &mut Server {
+        self.servers
+            .get_mut(&myid)
+            .unwrap_or_else(|| panic!("member {myid} was never prepared"))
+    }
+}
+
+impl Drop for LoopbackEnsemble {
+    fn drop(&mut self) {
+        for myid in self.myids() {
+            self.kill(myid);
+        }
+        if std::thread::panicking() {
+            for myid in self.myids() {
+                let log = self.log(myid);
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!("--- last lines of member {myid}'s log ---");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+            let kept = std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("create a temporary folder"),
+            )
+            .keep();
+            eprintln!("ensemble files kept in {}", kept.display());
+        }
+    }
+}
+
+/// A base whose members' election and client endpoints are all free.
+fn free_loopback_base(spec: &EnsembleSpec) -> Ipv4Addr {
+    let myids: Vec<Myid> = spec.members().iter().map(|m| m.myid).collect();
+    for _ in 0..32 {
+        let base = loopback_base();
+        let free = myids.iter().all(|myid| {
+            let host = zk_ensemble::spec::loopback_address(base, *myid);
+            [spec.ports.client, spec.ports.election].iter().all(|port| {
+                zk_process::ensure_port_free(SocketAddr::new(host.into(), *port)).is_ok()
+            })
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free block of loopback addresses found")
+}
