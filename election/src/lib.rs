@@ -6,6 +6,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod transport;
 pub mod wire;
 
 /// The watcher sid of the sidecar beside member `myid`: `2^62 + myid`, larger
