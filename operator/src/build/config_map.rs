@@ -1,0 +1,79 @@
+//! The two ConfigMaps: `<name>-config` (what every member runs on) and
+//! `<name>-client` (what applications read to find the ensemble).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{LOGBACK_KEY, ZOO_CFG_KEY, client_name, config_map_name, labels, metadata};
+use crate::cluster::ValidatedCluster;
+
+/// ZooKeeper's logging: INFO and above to standard output, where the
+/// kubelet collects it; nothing written to disk.
+pub const LOGBACK_XML: &str = r#"<configuration>
+  <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="CONSOLE"/></root>
+</configuration>
+"#;
+
+/// The ConfigMap key with every member's `host:port`.
+pub const MEMBERS_KEY: &str = "ZOOKEEPER_CONNECT";
+/// The ConfigMap key with the client Service's `host:port`.
+pub const SERVICE_KEY: &str = "ZOOKEEPER_SERVICE";
+
+/// `<name>-config`: `zoo.cfg` from `zk-ensemble`, and the logging
+/// configuration. The init container copies `zoo.cfg` to `/conf`.
+pub fn config_map(cluster: &ValidatedCluster) -> ConfigMap {
+    ConfigMap {
+        metadata: metadata(
+            cluster,
+            config_map_name(&cluster.name),
+            labels::common(&cluster.name),
+        ),
+        data: Some(BTreeMap::from([
+            (ZOO_CFG_KEY.to_owned(), cluster.config.zoo_cfg.clone()),
+            (LOGBACK_KEY.to_owned(), LOGBACK_XML.to_owned()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// `<name>-client`: connection strings for applications, as keys that
+/// also work with `envFrom`.
+pub fn client_config_map(cluster: &ValidatedCluster) -> ConfigMap {
+    let (members, service) = connect_strings(cluster);
+    ConfigMap {
+        metadata: metadata(
+            cluster,
+            client_name(&cluster.name),
+            labels::common(&cluster.name),
+        ),
+        data: Some(BTreeMap::from([
+            (MEMBERS_KEY.to_owned(), members),
+            (SERVICE_KEY.to_owned(), service),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// The connection strings of a cluster: every member (voters, then
+/// observers) as `host:port,…`, and the client Service as `host:port`.
+pub fn connect_strings(cluster: &ValidatedCluster) -> (String, String) {
+    let ensemble = &cluster.ensemble;
+    let port = ensemble.ports.client;
+    let members = ensemble
+        .members()
+        .iter()
+        .map(|m| format!("{}:{port}", m.host))
+        .collect::<Vec<_>>()
+        .join(",");
+    let service = format!(
+        "{}.{}.svc.{}:{port}",
+        client_name(&cluster.name),
+        cluster.namespace,
+        ensemble.cluster_domain
+    );
+    (members, service)
+}
