@@ -1,11 +1,14 @@
 //! The committed config a member carries in every notification (spec §3.5):
 //! `server.N=…` lines, optional `group.`/`weight.` lines, and `version=<hex>`.
 //! Parsed with zk-ensemble's `zoo.cfg` grammar; the raw bytes are kept so a
-//! watcher can echo them exactly (§5.3).
+//! watcher can echo them exactly (§5.3). A voting Rust peer renders its own
+//! from its `zoo.cfg` ([`QuorumConfig::from_zoo_cfg`]) in the same form.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use zk_ensemble::{Role, ZooCfg};
+
+use crate::quorum::QuorumVerifier;
 
 /// A member's committed quorum config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +17,12 @@ pub struct QuorumConfig {
     pub version: u64,
     pub voters: BTreeSet<i64>,
     pub observers: BTreeSet<i64>,
-    /// Hierarchical quorums (`group.`/`weight.`) are recognised, not yet
-    /// supported for counting; majority rules are applied.
+    /// Whether `group.`/`weight.` lines make the quorums hierarchical.
     pub hierarchical: bool,
+    /// The quorum rule these lines define.
+    pub quorum: QuorumVerifier,
     pub servers: ZooCfg,
-    /// Exactly the bytes received.
+    /// Exactly the bytes received (or rendered).
     pub raw: Vec<u8>,
 }
 
@@ -30,6 +34,10 @@ pub enum ConfigError {
     Parse(String),
     #[error("config version {0:?} is not hexadecimal")]
     BadVersion(String),
+    #[error("hierarchical quorum: {0}")]
+    Hierarchical(String),
+    #[error("the config lists no participant (voter)")]
+    NoVoters,
 }
 
 impl QuorumConfig {
@@ -49,17 +57,49 @@ impl QuorumConfig {
                 .map(|s| s.id)
                 .collect()
         };
+        let voters: BTreeSet<i64> = ids(Role::Voter);
+        let hierarchical = cfg
+            .properties
+            .keys()
+            .any(|k| k.starts_with("group.") || k.starts_with("weight."));
+        let quorum = if hierarchical {
+            hierarchical_verifier(&cfg, &voters)?
+        } else {
+            QuorumVerifier::majority(voters.iter().copied())
+        };
         Ok(QuorumConfig {
             version,
-            voters: ids(Role::Voter),
             observers: ids(Role::Observer),
-            hierarchical: cfg
-                .properties
-                .keys()
-                .any(|k| k.starts_with("group.") || k.starts_with("weight.")),
+            voters,
+            hierarchical,
+            quorum,
             servers: cfg,
             raw: raw.to_vec(),
         })
+    }
+
+    /// The config a member with this `zoo.cfg` (server lines merged from its
+    /// dynamic file) and config `version` sends, in ZooKeeper's own form:
+    /// server lines by sid, then `group.`/`weight.` lines, then `version=`,
+    /// joined by `\n` with no trailing newline. A config without a voter is
+    /// refused: sent to a member it would kill its receiver thread (D2).
+    pub fn from_zoo_cfg(cfg: &ZooCfg, version: u64) -> Result<QuorumConfig, ConfigError> {
+        let mut lines: Vec<String> = Vec::new();
+        let mut servers: Vec<_> = cfg.servers.iter().collect();
+        servers.sort_by_key(|s| s.id);
+        lines.extend(servers.iter().map(|s| s.to_string()));
+        lines.extend(
+            cfg.properties
+                .iter()
+                .filter(|(k, _)| k.starts_with("group.") || k.starts_with("weight."))
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        lines.push(format!("version={version:x}"));
+        let config = QuorumConfig::parse(lines.join("\n").as_bytes())?;
+        if config.voters.is_empty() {
+            return Err(ConfigError::NoVoters);
+        }
+        Ok(config)
     }
 
     /// Whether `sid` appears anywhere in this config (voter or observer).
@@ -71,6 +111,52 @@ impl QuorumConfig {
     pub fn version_hex(&self) -> String {
         format!("{:x}", self.version)
     }
+}
+
+/// `QuorumHierarchical`'s reading of `group.<gid>=a:b:c` and
+/// `weight.<sid>=w`: groups are disjoint, every voter is in one, and a voter
+/// without a weight line weighs 1.
+fn hierarchical_verifier(
+    cfg: &ZooCfg,
+    voters: &BTreeSet<i64>,
+) -> Result<QuorumVerifier, ConfigError> {
+    let bad = |what: String| ConfigError::Hierarchical(what);
+    let number = |key: &str, text: &str| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| bad(format!("`{key}`: {text:?} is not a number")))
+    };
+    let mut groups: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    let mut group_of: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut weights: BTreeMap<i64, u64> = BTreeMap::new();
+    for (key, value) in &cfg.properties {
+        if let Some(gid) = key.strip_prefix("group.") {
+            let gid = number(key, gid)?;
+            for sid in value.split(':') {
+                let sid = number(key, sid)?;
+                if group_of.insert(sid, gid).is_some() {
+                    return Err(bad(format!("server {sid} is in more than one group")));
+                }
+                groups.entry(gid).or_default().insert(sid);
+            }
+        } else if let Some(sid) = key.strip_prefix("weight.") {
+            let weight = number(key, value)?;
+            let weight = u64::try_from(weight)
+                .map_err(|_| bad(format!("`{key}`: weight {weight} is negative")))?;
+            weights.insert(number(key, sid)?, weight);
+        }
+    }
+    let mut voter_weights = BTreeMap::new();
+    for voter in voters {
+        if !group_of.contains_key(voter) {
+            return Err(bad(format!("server {voter} is in no group")));
+        }
+        voter_weights.insert(*voter, weights.get(voter).copied().unwrap_or(1));
+    }
+    Ok(QuorumVerifier::Hierarchical {
+        groups,
+        weights: voter_weights,
+    })
 }
 
 #[cfg(test)]
@@ -87,6 +173,7 @@ mod tests {
         assert!(cfg.lists(128) && !cfg.lists(4));
         assert_eq!(cfg.version_hex(), "100000000");
         assert!(!cfg.hierarchical);
+        assert_eq!(cfg.quorum, QuorumVerifier::majority([1, 2, 3]));
     }
 
     #[test]
@@ -100,5 +187,48 @@ mod tests {
             Err(ConfigError::NotUtf8)
         );
         assert!(QuorumConfig::parse(b"server.1=a:1").is_err());
+    }
+
+    #[test]
+    fn hierarchical_configs_give_weights_and_groups() {
+        let raw = b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\nserver.3=c:1:2:participant\ngroup.1=1:2:3\nweight.1=2\nversion=0";
+        let cfg = QuorumConfig::parse(raw).unwrap();
+        assert!(cfg.hierarchical);
+        assert_eq!((cfg.quorum.weight(1), cfg.quorum.weight(2)), (2, 1));
+        assert!(cfg.quorum.contains_quorum(&BTreeSet::from([1, 2])));
+        assert!(!cfg.quorum.contains_quorum(&BTreeSet::from([2, 3])));
+
+        let ungrouped =
+            b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\ngroup.1=1\nversion=0";
+        assert_eq!(
+            QuorumConfig::parse(ungrouped),
+            Err(ConfigError::Hierarchical("server 2 is in no group".into()))
+        );
+        let twice = b"server.1=a:1:2:participant\ngroup.1=1\ngroup.2=1\nversion=0";
+        assert!(matches!(
+            QuorumConfig::parse(twice),
+            Err(ConfigError::Hierarchical(_))
+        ));
+    }
+
+    #[test]
+    fn a_rendered_config_is_what_zookeeper_sends() {
+        let zoo_cfg = ZooCfg::parse(
+            "tickTime=2000\nserver.3=10.0.0.3:2888:3888\nserver.1=10.0.0.1:2888:3888:participant\nserver.2=10.0.0.2:2888:3888:participant\n",
+        )
+        .unwrap();
+        let cfg = QuorumConfig::from_zoo_cfg(&zoo_cfg, 0x1_0000_0000).unwrap();
+        // The config of spec vector N5, byte for byte.
+        assert_eq!(
+            String::from_utf8(cfg.raw.clone()).unwrap(),
+            "server.1=10.0.0.1:2888:3888:participant\nserver.2=10.0.0.2:2888:3888:participant\nserver.3=10.0.0.3:2888:3888:participant\nversion=100000000"
+        );
+        assert_eq!(cfg.voters, BTreeSet::from([1, 2, 3]));
+
+        let observers_only = ZooCfg::parse("server.128=10.0.0.9:2888:3888:observer\n").unwrap();
+        assert_eq!(
+            QuorumConfig::from_zoo_cfg(&observers_only, 0),
+            Err(ConfigError::NoVoters)
+        );
     }
 }

@@ -6,7 +6,11 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod fle;
+pub mod quorum;
+pub mod sim;
 pub mod transport;
+pub mod vote;
 pub mod wire;
 
 /// The watcher sid of the sidecar beside member `myid`: `2^62 + myid`, larger
