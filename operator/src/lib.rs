@@ -9,6 +9,12 @@
 
 pub mod build;
 pub mod cluster;
+pub mod controller;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
 pub mod render;
+pub mod run;
+pub mod sidecar_client;
+pub mod status;
 pub mod test_support;

@@ -75,6 +75,12 @@ pub const LOGBACK_KEY: &str = "logback.xml";
 /// configuration is visible on every pod (and, later, drives ordered restarts).
 pub const CONFIG_HASH_ANNOTATION: &str = "zookube.io/config-hash";
 
+/// The hash of a child as zookube built it (every field but this one). The
+/// reconcile loop leaves a child alone while this matches and the child
+/// still holds every field zookube sets: quiet when stable, yet a field
+/// zookube stops setting is removed by the next apply.
+pub const APPLIED_HASH_ANNOTATION: &str = "zookube.io/applied-hash";
+
 /// The uid and gid of the `zookeeper` user in the official image.
 pub const ZOOKEEPER_UID: i64 = 1000;
 
@@ -141,14 +147,28 @@ impl<'a> Child<'a> {
 /// Builds every child of a cluster.
 pub fn children(cluster: &ValidatedCluster) -> Children {
     Children {
-        config: config_map(cluster),
-        client_config: client_config_map(cluster),
-        headless_service: headless_service(cluster),
-        client_service: client_service(cluster),
-        voters: stateful_set(cluster, Role::Voter),
-        observers: (cluster.ensemble.observers > 0).then(|| stateful_set(cluster, Role::Observer)),
-        pod_disruption_budget: pod_disruption_budget(cluster),
+        config: stamped(config_map(cluster)),
+        client_config: stamped(client_config_map(cluster)),
+        headless_service: stamped(headless_service(cluster)),
+        client_service: stamped(client_service(cluster)),
+        voters: stamped(stateful_set(cluster, Role::Voter)),
+        observers: (cluster.ensemble.observers > 0)
+            .then(|| stamped(stateful_set(cluster, Role::Observer))),
+        pod_disruption_budget: stamped(pod_disruption_budget(cluster)),
     }
+}
+
+/// Adds [`APPLIED_HASH_ANNOTATION`] to a child.
+fn stamped<K: kube::Resource + Serialize>(mut child: K) -> K {
+    if let Ok(bytes) = serde_json::to_vec(&child) {
+        let hash = crate::cluster::short_hash(&[&bytes]);
+        child
+            .meta_mut()
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(APPLIED_HASH_ANNOTATION.to_owned(), hash);
+    }
+    child
 }
 
 impl Children {

@@ -381,3 +381,26 @@ fn volume_retention_and_size_follow_the_spec() {
         Quantity("50Gi".into())
     );
 }
+
+#[test]
+fn every_child_carries_the_hash_of_what_was_built() {
+    let hash = |c: &Children| -> Vec<String> {
+        c.in_apply_order()
+            .iter()
+            .map(|child| {
+                let value = serde_json::to_value(child).unwrap();
+                value["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let three = hash(&children_of(Cluster::test()));
+    assert_eq!(three, hash(&children_of(Cluster::test())), "deterministic");
+    let five = hash(&children_of(Cluster::test().replicas(5)));
+    // Five voters change the config, the discovery map, the StatefulSet and
+    // the budget; the Services stay as they were.
+    let changed: Vec<bool> = three.iter().zip(&five).map(|(a, b)| a != b).collect();
+    assert_eq!(changed, vec![true, true, false, false, true, true]);
+}

@@ -445,11 +445,19 @@ fn render_config(ensemble: &EnsembleSpec) -> Result<RenderedConfig, zk_ensemble:
 /// 16 hex digits. Equal files give equal hashes, so an unchanged spec never
 /// changes the pod template.
 pub fn config_hash(files: &[(&str, &str)]) -> String {
+    let parts: Vec<&[u8]> = files
+        .iter()
+        .flat_map(|(name, bytes)| [name.as_bytes(), bytes.as_bytes()])
+        .collect();
+    short_hash(&parts)
+}
+
+/// SHA-256 over the parts (each followed by a zero byte, so `["a", "bc"]`
+/// and `["ab", "c"]` differ), as the first 16 hex digits.
+pub fn short_hash(parts: &[&[u8]]) -> String {
     let mut sha = Sha256::new();
-    for (name, bytes) in files {
-        sha.update(name.as_bytes());
-        sha.update([0]);
-        sha.update(bytes.as_bytes());
+    for part in parts {
+        sha.update(part);
         sha.update([0]);
     }
     sha.finalize()

@@ -1,0 +1,243 @@
+//! The reconcile loop: a kube-rs `Controller` over `ZookeeperCluster`s that
+//! owns their ConfigMaps, Services, StatefulSets and PodDisruptionBudgets and
+//! watches their pods. Errors are counted by category, published as Events,
+//! and retried with exponential back-off per cluster.
+
+mod apply;
+mod error;
+mod reconcile;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+pub use apply::{holds, up_to_date};
+pub use error::Error;
+pub use reconcile::reconcile_cluster;
+
+use crate::build::{FIELD_MANAGER, labels};
+use crate::cluster::Defaults;
+use crate::crd::ZookeeperCluster;
+use crate::metrics::Metrics;
+use crate::sidecar_client::SidecarClient;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub defaults: Defaults,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub sidecars: SidecarClient,
+    /// Consecutive failures per cluster, for the back-off.
+    failures: Mutex<HashMap<ObjectRef<ZookeeperCluster>, u32>>,
+}
+
+impl Context {
+    /// `instance` names this operator replica in Events (its pod name).
+    pub fn new(
+        client: Client,
+        defaults: Defaults,
+        metrics: Metrics,
+        instance: Option<String>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            defaults,
+            metrics,
+            sidecars: SidecarClient::new(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Counts a failure of `cluster` and returns how many came before it.
+    fn failed(&self, cluster: &ObjectRef<ZookeeperCluster>) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = failures.entry(cluster.clone()).or_insert(0);
+        let before = *count;
+        *count = count.saturating_add(1);
+        before
+    }
+
+    fn succeeded(&self, cluster: &ObjectRef<ZookeeperCluster>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(cluster);
+    }
+}
+
+/// Reconciles one cluster, counting and timing it.
+pub async fn reconcile(cluster: Arc<ZookeeperCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started();
+    let result = reconcile_cluster(&cluster, &ctx).await;
+    if result.is_ok() {
+        ctx.succeeded(&ObjectRef::from(cluster.as_ref()));
+    }
+    result
+}
+
+/// After a failed reconcile: count it, say so in an Event, and try again
+/// after an exponentially growing delay.
+pub fn error_policy(cluster: Arc<ZookeeperCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.category());
+    let attempt = ctx.failed(&ObjectRef::from(cluster.as_ref()));
+    let delay = backoff(attempt);
+    warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), %error, ?delay, "reconcile failed");
+    let event = reconcile::failure_event(error);
+    let reference = cluster.object_ref(&());
+    let recorder = ctx.recorder.clone();
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(error = %e, "cannot publish an Event");
+        }
+    });
+    Action::requeue(delay)
+}
+
+/// 5 s after the first failure, doubling up to 5 minutes.
+pub fn backoff(previous_failures: u32) -> Duration {
+    let seconds = 5u64.saturating_mul(1u64 << previous_failures.min(16));
+    Duration::from_secs(seconds.min(300))
+}
+
+/// Events carry at most 1 kB of text.
+pub(crate) fn truncate_note(mut note: String) -> String {
+    const MAX: usize = 1000;
+    if note.len() > MAX {
+        let mut end = MAX;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
+}
+
+/// Publishes an Event about a cluster; a failure is logged, never fatal.
+pub(crate) async fn publish(
+    ctx: &Context,
+    cluster: &ZookeeperCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(truncate_note(note)),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        warn!(error = %e, reason, "cannot publish an Event");
+    }
+}
+
+/// The cluster a member pod belongs to, from its labels.
+pub fn pod_to_cluster(pod: Pod) -> Option<ObjectRef<ZookeeperCluster>> {
+    let cluster = pod.labels().get(labels::INSTANCE)?;
+    Some(ObjectRef::new(cluster).within(&pod.namespace()?))
+}
+
+/// Where the controller looks.
+#[derive(Debug, Clone, Default)]
+pub enum Scope {
+    /// Every namespace.
+    #[default]
+    Cluster,
+    /// One namespace only.
+    Namespace(String),
+}
+
+fn api<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Scope::Cluster => Api::all(client.clone()),
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+    }
+}
+
+/// Runs the controller until `shutdown` resolves; reconciles in flight then
+/// finish before it returns.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let managed = watcher::Config::default().labels(&labels::managed_selector());
+    let members = watcher::Config::default().labels(&format!(
+        "{}={},{}",
+        labels::NAME,
+        labels::APP,
+        labels::managed_selector()
+    ));
+    Controller::new(
+        api::<ZookeeperCluster>(&client, &scope),
+        watcher::Config::default().any_semantic(),
+    )
+    .with_config(ControllerConfig::default().debounce(Duration::from_millis(500)))
+    .owns(api::<ConfigMap>(&client, &scope), managed.clone())
+    .owns(api::<Service>(&client, &scope), managed.clone())
+    .owns(api::<StatefulSet>(&client, &scope), managed.clone())
+    .owns(api::<PodDisruptionBudget>(&client, &scope), managed)
+    .watches(api::<Pod>(&client, &scope), members, pod_to_cluster)
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((cluster, action)) => info!(%cluster, ?action, "reconciled"),
+            Err(e) => warn!(error = %e, "controller"),
+        }
+    })
+    .await;
+    info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_five_seconds_to_five_minutes() {
+        let delays: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX).as_secs(), 300);
+    }
+
+    #[test]
+    fn notes_are_cut_at_a_character_boundary() {
+        let note = truncate_note("é".repeat(600));
+        assert!(note.len() <= 1003);
+        assert!(note.ends_with('…'));
+        assert_eq!(truncate_note("short".into()), "short");
+    }
+
+    #[test]
+    fn every_category_is_listed() {
+        let err = Error::Encode {
+            what: "x".into(),
+            source: serde_json::from_str::<u8>("x").unwrap_err(),
+        };
+        assert!(Error::CATEGORIES.contains(&err.category()));
+    }
+}

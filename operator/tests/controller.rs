@@ -1,0 +1,492 @@
+//! The reconcile loop against the in-memory API server (tests/support):
+//! a new cluster, an unchanged one, drift, an invalid spec, a deleted
+//! cluster, a failing API server, sidecars that report a leader, and the
+//! whole Controller with its watches.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use http::Method;
+use kube::runtime::controller::Action;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use support::{FakeApi, Logged};
+use zk_ensemble::messages;
+use zk_operator::cluster::{self, Defaults};
+use zk_operator::controller::{self, Context, Error, Scope};
+use zk_operator::crd::ZookeeperCluster;
+use zk_operator::metrics::Metrics;
+use zk_operator::test_support::Cluster;
+use zk_testkit::eventually;
+
+const NS: &str = "/api/v1/namespaces/default";
+const APPS: &str = "/apis/apps/v1/namespaces/default";
+const CLUSTER: &str = "/apis/zookube.io/v1alpha1/namespaces/default/zookeeperclusters/zk";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+fn context(client: kube::Client) -> Arc<Context> {
+    let metrics = Metrics::register(&mut Registry::default());
+    Arc::new(Context::new(
+        client,
+        Defaults::default(),
+        metrics,
+        Some("zk-operator-0".into()),
+    ))
+}
+
+/// A fake API server holding `cluster`, and a context using it.
+fn start(cluster: &ZookeeperCluster) -> (FakeApi, Arc<Context>) {
+    let (fake, client) = FakeApi::start();
+    fake.insert(CLUSTER, serde_json::to_value(cluster).unwrap());
+    (fake, context(client))
+}
+
+/// The cluster as the API server holds it now (with the status written).
+fn stored(fake: &FakeApi) -> ZookeeperCluster {
+    serde_json::from_value(fake.get(CLUSTER).unwrap()).unwrap()
+}
+
+fn writes(log: &[Logged]) -> Vec<String> {
+    log.iter()
+        .filter(|r| r.is_write())
+        .map(ToString::to_string)
+        .collect()
+}
+
+async fn reconcile(cluster: &ZookeeperCluster, ctx: &Arc<Context>) -> Result<Action, Error> {
+    controller::reconcile(Arc::new(cluster.clone()), ctx.clone()).await
+}
+
+#[tokio::test]
+async fn a_new_cluster_gets_its_children_configuration_first() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let action = reconcile(&cluster, &ctx).await.unwrap();
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(10)),
+        "still changing"
+    );
+
+    let log = fake.log();
+    assert_eq!(
+        writes(&log),
+        vec![
+            format!("PATCH {NS}/configmaps/zk-config"),
+            format!("PATCH {NS}/configmaps/zk-client"),
+            format!("PATCH {NS}/services/zk-headless"),
+            format!("PATCH {NS}/services/zk-client"),
+            format!("PATCH {APPS}/statefulsets/zk"),
+            "PATCH /apis/policy/v1/namespaces/default/poddisruptionbudgets/zk".to_owned(),
+            format!("PATCH {CLUSTER}/status"),
+        ]
+    );
+    for request in log.iter().filter(|r| r.method == Method::PATCH) {
+        assert_eq!(request.query["fieldManager"], "zk-operator", "{request}");
+        assert_eq!(request.query["force"], "true", "{request}");
+        if !request.path.ends_with("/status") {
+            let owner = &request.body["metadata"]["ownerReferences"][0];
+            assert_eq!(
+                owner["uid"],
+                cluster.metadata.uid.clone().unwrap(),
+                "{request}"
+            );
+            assert_eq!(owner["controller"], true, "{request}");
+        }
+    }
+    // What the API server now holds is what `zk-operator render` prints.
+    let validated = cluster::validate(&cluster).unwrap();
+    let children = zk_operator::build::children(&validated);
+    let stored_cfg = fake.get(&format!("{NS}/configmaps/zk-config")).unwrap();
+    assert_eq!(
+        stored_cfg["data"]["zoo.cfg"],
+        children.config.data.as_ref().unwrap()["zoo.cfg"]
+    );
+
+    let status = stored(&fake).status.unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        status.selector.as_deref(),
+        Some(
+            "app.kubernetes.io/component=voter,app.kubernetes.io/instance=zk,app.kubernetes.io/name=zookeeper"
+        )
+    );
+    assert_eq!(status.config_hash, Some(validated.config.hash));
+    let progressing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason, "CreatingMembers");
+}
+
+#[tokio::test]
+async fn reconciling_an_unchanged_cluster_writes_nothing() {
+    let cluster = Cluster::test().observers(1).build();
+    let (fake, ctx) = start(&cluster);
+    reconcile(&cluster, &ctx).await.unwrap();
+    fake.clear_log();
+
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    let log = fake.log();
+    assert_eq!(writes(&log), Vec::<String>::new());
+    assert!(!log.is_empty(), "it did look");
+}
+
+#[tokio::test]
+async fn drift_is_corrected_and_only_there() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    reconcile(&cluster, &ctx).await.unwrap();
+    // Someone scales the StatefulSet by hand.
+    let path = format!("{APPS}/statefulsets/zk");
+    let mut sts = fake.get(&path).unwrap();
+    sts["spec"]["replicas"] = json!(4);
+    fake.insert(&path, sts);
+    fake.clear_log();
+
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    assert_eq!(writes(&fake.log()), vec![format!("PATCH {path}")]);
+    assert_eq!(fake.get(&path).unwrap()["spec"]["replicas"], 3);
+}
+
+#[tokio::test]
+async fn a_setting_the_user_removes_is_removed_from_the_child() {
+    let cluster = Cluster::test()
+        .with(|s| {
+            s.pod.node_selector.insert("disk".into(), "ssd".into());
+        })
+        .build();
+    let (fake, ctx) = start(&cluster);
+    reconcile(&cluster, &ctx).await.unwrap();
+    let path = format!("{APPS}/statefulsets/zk");
+    let node_selector = |fake: &FakeApi| {
+        fake.get(&path).unwrap()["spec"]["template"]["spec"]["nodeSelector"].clone()
+    };
+    assert_eq!(node_selector(&fake), json!({"disk": "ssd"}));
+
+    let mut changed = stored(&fake);
+    changed.spec.pod.node_selector.clear();
+    changed.metadata.generation = Some(2);
+    reconcile(&changed, &ctx).await.unwrap();
+    assert_eq!(node_selector(&fake), Value::Null);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_sets_the_condition_emits_an_event_and_touches_no_child() {
+    // Written before the CRD had its rule, or with validation off.
+    let cluster = Cluster::test().replicas(4).build();
+    let (fake, ctx) = start(&cluster);
+    let action = reconcile(&cluster, &ctx).await.unwrap();
+    assert_eq!(action, Action::await_change());
+
+    let log = fake.log();
+    let touched: Vec<String> = log
+        .iter()
+        .filter(|r| !r.path.starts_with(CLUSTER) && !r.path.starts_with(EVENTS))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(touched, Vec::<String>::new(), "no child read or written");
+    assert_eq!(
+        writes(&log),
+        vec![format!("PATCH {CLUSTER}/status"), format!("POST {EVENTS}")]
+    );
+    let event = &log.last().unwrap().body;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidSpec");
+    assert_eq!(event["regarding"]["name"], "zk");
+    assert_eq!(
+        event["note"],
+        format!("spec.replicas = 4: {}", messages::REPLICAS_ODD)
+    );
+    let status = stored(&fake).status.unwrap();
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "InvalidSpec")
+        .unwrap();
+    assert_eq!(condition.status, "True");
+    assert_eq!(condition.observed_generation, Some(1));
+
+    // Looking again changes nothing and says nothing new.
+    fake.clear_log();
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    assert_eq!(writes(&fake.log()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_deleted_cluster_is_left_to_the_garbage_collector() {
+    let mut cluster = Cluster::test().build();
+    cluster.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    let (fake, ctx) = start(&cluster);
+    fake.clear_log();
+    let action = reconcile(&cluster, &ctx).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(fake.log().is_empty(), "{:?}", fake.log());
+}
+
+#[tokio::test]
+async fn a_failing_api_server_is_retried_with_backoff_and_reported() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    fake.fail(Method::PATCH, &format!("{NS}/configmaps/zk-config"), 500);
+    let err = reconcile(&cluster, &ctx).await.unwrap_err();
+    assert_eq!(err.category(), "apply");
+    assert!(
+        err.to_string()
+            .starts_with("cannot apply ConfigMap zk-config: "),
+        "{err}"
+    );
+    assert!(
+        !fake.log().iter().any(|r| r.path.contains("statefulsets")),
+        "nothing after the failed step"
+    );
+
+    let cluster = Arc::new(cluster);
+    let delays: Vec<Action> = (0..3)
+        .map(|_| controller::error_policy(cluster.clone(), &err, ctx.clone()))
+        .collect();
+    assert_eq!(
+        delays,
+        [5, 10, 20]
+            .map(|s| Action::requeue(Duration::from_secs(s)))
+            .to_vec()
+    );
+    let event = eventually("the ApplyFailed event", Duration::from_secs(5), || {
+        let log = fake.log();
+        async move {
+            log.iter()
+                .find(|r| r.path == EVENTS && r.method == Method::POST)
+                .map(|r| r.body.clone())
+                .ok_or_else(|| "no event yet".to_owned())
+        }
+    })
+    .await;
+    assert_eq!(event["reason"], "ApplyFailed");
+    assert_eq!(event["type"], "Warning");
+
+    // A success resets the back-off.
+    let (fake2, ctx2) = start(&cluster);
+    drop(fake2);
+    reconcile(&cluster, &ctx2).await.unwrap();
+    assert_eq!(
+        controller::error_policy(cluster.clone(), &err, ctx2.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+}
+
+#[tokio::test]
+async fn scaling_observers_to_zero_removes_their_statefulset() {
+    let cluster = Cluster::test().observers(2).build();
+    let (fake, ctx) = start(&cluster);
+    reconcile(&cluster, &ctx).await.unwrap();
+    let observers = format!("{APPS}/statefulsets/zk-observer");
+    assert!(fake.get(&observers).is_some());
+
+    let mut scaled = stored(&fake);
+    scaled.spec.observers = 0;
+    fake.clear_log();
+    reconcile(&scaled, &ctx).await.unwrap();
+    assert!(fake.get(&observers).is_none());
+    assert!(writes(&fake.log()).contains(&format!("DELETE {observers}")));
+}
+
+#[tokio::test]
+async fn a_statefulset_zookube_does_not_control_is_never_deleted() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let observers = format!("{APPS}/statefulsets/zk-observer");
+    fake.insert(
+        &observers,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "zk-observer", "namespace": "default"}, "spec": {}}),
+    );
+    reconcile(&cluster, &ctx).await.unwrap();
+    assert!(fake.get(&observers).is_some());
+}
+
+/// A sidecar answering `/v1/status` with `document`.
+async fn fake_sidecar(document: Value) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Router::new().route(
+        "/v1/status",
+        get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+fn sidecar_document(myid: u64, state: &str) -> Value {
+    json!({"myid": myid, "role": "voter", "state": state, "leader": 2, "peerEpoch": 5, "electionEpoch": 1})
+}
+
+/// A running, ready member pod as the StatefulSet controller makes it.
+fn member_pod(name: &str, hash: &str, sidecar: SocketAddr) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "default",
+            "labels": {
+                "app.kubernetes.io/name": "zookeeper", "app.kubernetes.io/instance": "zk",
+                "app.kubernetes.io/managed-by": "zookube", "app.kubernetes.io/component": "voter"
+            },
+            "annotations": {"zookube.io/config-hash": hash}
+        },
+        "spec": {"containers": [
+            {"name": "zookeeper"},
+            {"name": "sidecar", "ports": [{"name": "sidecar", "containerPort": sidecar.port()}]}
+        ]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+#[tokio::test]
+async fn sidecars_report_the_leader_and_pods_get_their_role() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let hash = cluster::validate(&cluster).unwrap().config.hash;
+    for (ordinal, state) in ["FOLLOWING", "LEADING", "FOLLOWING"].iter().enumerate() {
+        let myid = u64::try_from(ordinal).unwrap() + 1;
+        let sidecar = fake_sidecar(sidecar_document(myid, state)).await;
+        fake.insert(
+            &format!("{NS}/pods/zk-{ordinal}"),
+            member_pod(&format!("zk-{ordinal}"), &hash, sidecar),
+        );
+    }
+
+    let action = reconcile(&cluster, &ctx).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)), "stable");
+
+    let roles: BTreeMap<String, Value> = (0..3)
+        .map(|i| {
+            let pod = fake.get(&format!("{NS}/pods/zk-{i}")).unwrap();
+            (
+                format!("zk-{i}"),
+                pod["metadata"]["labels"]["zookube.io/role"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        BTreeMap::from([
+            ("zk-0".to_owned(), json!("follower")),
+            ("zk-1".to_owned(), json!("leader")),
+            ("zk-2".to_owned(), json!("follower")),
+        ])
+    );
+    let status = stored(&fake).status.unwrap();
+    assert_eq!(status.leader.as_ref().map(|l| l.pod.as_str()), Some("zk-1"));
+    assert_eq!(status.peer_epoch, Some(5));
+    assert_eq!((status.replicas, status.ready_replicas), (3, 3));
+    let available = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Available")
+        .unwrap();
+    assert_eq!(available.status, "True");
+    let event = fake
+        .log()
+        .into_iter()
+        .find(|r| r.path == EVENTS)
+        .expect("an event")
+        .body;
+    assert_eq!(event["reason"], "LeaderElected");
+    assert_eq!(event["note"], "zk-1 leads in peer epoch 5");
+
+    // Nothing changed: nothing is written, no event repeats.
+    fake.clear_log();
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    assert_eq!(writes(&fake.log()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_controller_watches_its_objects_and_stops_gracefully() {
+    let (fake, client) = FakeApi::start();
+    let cluster = Cluster::test().build();
+    fake.insert(CLUSTER, serde_json::to_value(&cluster).unwrap());
+    let ctx = context(client);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(controller::run(ctx, Scope::Cluster, async {
+        let _ = stopped.await;
+    }));
+
+    eventually("the status to be written", Duration::from_secs(10), || {
+        let log = fake.log();
+        async move {
+            log.iter()
+                .any(|r| r.path == format!("{CLUSTER}/status"))
+                .then_some(())
+                .ok_or_else(|| format!("{} requests", log.len()))
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("graceful shutdown")
+        .unwrap();
+
+    let log = fake.log();
+    let watched = |path: &str| {
+        log.iter()
+            .filter(|r| r.path == path && r.query.get("watch").map(String::as_str) == Some("true"))
+            .map(|r| r.query.get("labelSelector").cloned().unwrap_or_default())
+            .next()
+    };
+    let managed = Some("app.kubernetes.io/managed-by=zookube".to_owned());
+    assert_eq!(watched("/api/v1/configmaps"), managed);
+    assert_eq!(watched("/api/v1/services"), managed);
+    assert_eq!(watched("/apis/apps/v1/statefulsets"), managed);
+    assert_eq!(watched("/apis/policy/v1/poddisruptionbudgets"), managed);
+    assert_eq!(
+        watched("/api/v1/pods"),
+        Some("app.kubernetes.io/name=zookeeper,app.kubernetes.io/managed-by=zookube".to_owned())
+    );
+    assert_eq!(
+        watched("/apis/zookube.io/v1alpha1/zookeeperclusters"),
+        Some(String::new())
+    );
+}
+
+#[tokio::test]
+async fn a_namespaced_controller_looks_only_in_its_namespace() {
+    let (fake, client) = FakeApi::start();
+    let ctx = context(client);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(controller::run(
+        ctx,
+        Scope::Namespace("team-a".into()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    eventually("the watches", Duration::from_secs(10), || {
+        let log = fake.log();
+        async move {
+            (log.iter().filter(|r| r.query.contains_key("watch")).count() >= 6)
+                .then_some(())
+                .ok_or_else(|| format!("{log:?}"))
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    run.await.unwrap();
+    assert!(
+        fake.log()
+            .iter()
+            .all(|r| r.path.contains("/namespaces/team-a/")),
+        "{:?}",
+        fake.log()
+    );
+}
