@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod fle;
+pub mod peer;
 pub mod quorum;
 pub mod sim;
 pub mod transport;

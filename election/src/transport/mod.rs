@@ -5,14 +5,23 @@
 //! * [`connection`]: one connection — dial (connect timeout, preamble in one
 //!   write), accept (preamble under a read timeout), framed send/receive with
 //!   the caps of §2. Reused by the sidecar's watcher.
-//! * [`outbox`]: the per-peer send queue (capacity 1, newest wins, replay of
-//!   the last message on a new connection), pure so the simulator shares it.
+//! * [`mesh`]: a voting peer's connection manager (`QuorumCnxManager`): one
+//!   connection per pair by the larger-sid rule, dials on demand with
+//!   [`backoff`], per-peer [`outbox`]es, one shared [`inbox`].
+//! * [`outbox`], [`inbox`]: the queue semantics of §2.7, pure, so the
+//!   simulator shares them.
 
+pub mod backoff;
 pub mod connection;
+pub mod inbox;
+pub mod mesh;
 pub mod outbox;
 
+pub use backoff::Backoff;
 pub use connection::{
     CONNECT_TIMEOUT, Connection, FrameReader, FrameWriter, MAX_PREAMBLE_LEN, TransportError,
     accept, dial,
 };
+pub use inbox::{Entry, Inbox, RECV_CAPACITY};
+pub use mesh::{Mesh, MeshConfig, MeshEvent};
 pub use outbox::Outbox;
