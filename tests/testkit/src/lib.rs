@@ -365,3 +365,21 @@ fn free_loopback_base(spec: &EnsembleSpec) -> Ipv4Addr {
     }
     panic!("no free block of loopback addresses found")
 }
+
+/// Log lines a member writes when a peer's bytes hurt it (spec §6): parse
+/// errors, dropped messages, a dead listener or receiver thread, a
+/// reconfiguration or restarted election, dial-backs to a watcher's sid
+/// (every watcher sid starts with the digits of 2^62). Scan with
+/// [`LoopbackEnsemble::log_lines_containing`].
+pub const HARM: [&str; 10] = [
+    "Initial message parsing error",
+    "Got a short response",
+    "Skipping the processing of a partial / malformed response",
+    "Something went wrong while processing config",
+    "I won't be able to participate in leader election",
+    "Exception occurred from thread",
+    "restarting leader election",
+    "Invalid server id: 461168601842738",
+    "Cannot open channel to 461168601842738",
+    "connection request from a server with our own ID",
+];
