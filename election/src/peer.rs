@@ -139,7 +139,15 @@ impl PeerConfig {
         settings.zxid = zxid;
         settings.peer_epoch = peer_epoch;
         settings.tick = tick;
-        settings.leader_timeout = tick * sync_limit;
+        settings.leader_timeout =
+            tick.checked_mul(sync_limit)
+                .ok_or_else(|| PeerConfigError::BadNumber {
+                    key: "syncLimit",
+                    value: format!(
+                        "{sync_limit} (× tickTime {} ms overflows)",
+                        tick.as_millis()
+                    ),
+                })?;
         let mut mesh = MeshConfig::new(myid, listen, advertised, peers);
         mesh.preamble_timeout = settings.leader_timeout;
         Ok(PeerConfig {

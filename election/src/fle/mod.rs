@@ -335,7 +335,8 @@ impl Election {
             state: ServerState::Looking,
             reason,
         });
-        self.clock += 1;
+        // Java's AtomicLong wraps; a peer can push our clock to i64::MAX.
+        self.clock = self.clock.wrapping_add(1);
         self.recvset.clear();
         self.outofelection.clear();
         self.followers_heard.clear();
@@ -561,8 +562,10 @@ impl Election {
         match timer {
             Timer::Notification => {
                 self.broadcast();
-                self.notification_interval =
-                    (self.notification_interval * 2).min(self.settings.max_notification_interval);
+                self.notification_interval = self
+                    .notification_interval
+                    .saturating_mul(2)
+                    .min(self.settings.max_notification_interval);
                 self.arm(Timer::Notification, now + self.notification_interval);
                 // ZooKeeper's own looped-back vote re-checks agreement here.
                 self.check_round_agreement(now);
