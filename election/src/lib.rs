@@ -12,6 +12,7 @@ pub mod quorum;
 pub mod sim;
 pub mod transport;
 pub mod vote;
+pub mod watcher;
 pub mod wire;
 
 /// The watcher sid of the sidecar beside member `myid`: `2^62 + myid`, larger

@@ -1,0 +1,898 @@
+//! The watcher of spec §5: a non-voting member of a real ensemble that
+//! learns every member's state, vote, logical clock and peer epoch, and
+//! concludes who leads, while leaving the ensemble undisturbed (§6).
+//!
+//! Sans-IO: [`Watcher::handle`] takes an [`Input`] (a connection came up or
+//! went down, a frame arrived, the local server's state, time passed) with
+//! the current instant, and leaves behind [`Action`]s for the I/O layer
+//! (dial, send this notification, close) and [`Event`]s
+//! for logs and metrics. It owns no sockets, clocks or tasks.
+//!
+//! What it guarantees towards the ensemble, whatever the inputs:
+//! * one connection (and one dial) at a time per member, the preamble
+//!   encoded once and checked (D4, D5, D10), a sid above every member's that
+//!   no config lists (D6–D9; a config that lists it stops the watcher);
+//! * the 40-byte bootstrap first on every connection, then only echoes of
+//!   that member's own latest config (D1, D2, D3);
+//! * at most one poll in flight per member and never two polls to a member
+//!   closer than the poll interval (at least 250 ms), elections or not (D11);
+//! * reconnects after 1 s, doubling to 30 s, with jitter (D12).
+
+mod leader;
+mod schedule;
+mod tracker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use zk_ensemble::{Myid, Role, ZooCfg};
+
+use crate::config::QuorumConfig;
+use crate::wire::{
+    ElectionAddress, EncodeError, Notification, Preamble, ServerState, watcher_bootstrap,
+    watcher_echo,
+};
+
+pub use leader::{Conclusion, QuorumRule, Vote, conclude};
+pub use schedule::{MAX_REPOLL_SPACING, MIN_POLL_INTERVAL};
+pub use tracker::{LeaderEvent, Leadership, Phase};
+
+/// A member the watcher polls: its sid and the election endpoint its server
+/// line names (the first address of a multi-address line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub sid: i64,
+    pub host: String,
+    pub election_port: u16,
+    pub role: Role,
+}
+
+impl Target {
+    /// Every member of a config, by sid.
+    pub fn all_from(cfg: &ZooCfg) -> Vec<Target> {
+        let mut targets: Vec<Target> = cfg
+            .servers
+            .iter()
+            .filter_map(|s| {
+                let address = s.addresses.first()?;
+                Some(Target {
+                    sid: s.id,
+                    host: address.host.clone(),
+                    election_port: address.election_port,
+                    role: s.role,
+                })
+            })
+            .collect();
+        targets.sort_by_key(|t| t.sid);
+        targets.dedup_by_key(|t| t.sid);
+        targets
+    }
+}
+
+/// How the watcher behaves; [`WatcherConfig::new`] gives the spec's values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatcherConfig {
+    /// The watcher's sid (§5.1): `2^62 + myid`.
+    pub sid: i64,
+    /// What the watcher says first on every connection (V1 or legacy).
+    pub preamble: Preamble,
+    /// Time between two polls of one member (at least 250 ms; default 1 s).
+    pub poll_interval: Duration,
+    /// A poll unanswered for this long is given up, and the member counts
+    /// as unreachable until it answers again.
+    pub reply_timeout: Duration,
+    /// A reply counts towards conclusions for this long (3 poll intervals).
+    pub fresh_for: Duration,
+    /// The first reconnect delay; it doubles up to `reconnect_max`.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// A connection on which nothing has been heard for this long while
+    /// polling is closed and dialled again (a peer that vanished without a
+    /// reset, for example a deleted pod).
+    pub silence_limit: Duration,
+    /// Seeds the reconnect jitter.
+    pub seed: u64,
+}
+
+impl WatcherConfig {
+    /// The spec's profile for the sidecar beside `myid`: sid `2^62 + myid`,
+    /// a V1 preamble advertising `advertise` (an IP literal and port), or
+    /// the legacy 8-byte preamble when there is no address to advertise.
+    pub fn new(myid: Myid, advertise: Option<ElectionAddress>) -> WatcherConfig {
+        let sid = crate::watcher_sid(myid);
+        let preamble = match advertise {
+            Some(address) => Preamble::V1 { sid, address },
+            None => Preamble::Legacy { sid },
+        };
+        WatcherConfig {
+            sid,
+            preamble,
+            poll_interval: Duration::from_secs(1),
+            reply_timeout: Duration::from_secs(2),
+            fresh_for: Duration::from_secs(3),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(30),
+            silence_limit: Duration::from_secs(30),
+            seed: u64::from(myid.get()),
+        }
+    }
+
+    /// Sets the poll interval (raised to 250 ms if lower) and the freshness
+    /// that goes with it.
+    pub fn with_poll_interval(mut self, interval: Duration) -> WatcherConfig {
+        self.poll_interval = interval.max(MIN_POLL_INTERVAL);
+        self.fresh_for = self.poll_interval.saturating_mul(3).max(self.reply_timeout);
+        self
+    }
+}
+
+/// Why the watcher will not start, or stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatcherError {
+    #[error(
+        "the watcher's sid {sid} is listed in the ensemble's config{}; two parties with one sid disconnect each other and take over each other's votes (spec D6), so the watcher stops",
+        version.as_ref().map(|v| format!(" (version {v})")).unwrap_or_default()
+    )]
+    SidCollision { sid: i64, version: Option<String> },
+    #[error(
+        "server.{member} has a sid not below the watcher's sid {sid}; a member would close the watcher's connections and dial it back (spec D8), so the watcher stops"
+    )]
+    SidNotAbove { sid: i64, member: i64 },
+    #[error("the watcher's sid {0} is not usable (it must be from 0 to 2^63 - 2)")]
+    BadSid(i64),
+    #[error(
+        "the watcher must advertise an IP address, not {0:?}: a member would resolve a host name on its accept thread (spec §5.2)"
+    )]
+    NotIpLiteral(String),
+    #[error("the preamble cannot be sent: {0}")]
+    Preamble(#[from] EncodeError),
+    #[error("the preamble's sid {preamble} differs from the watcher's sid {sid}")]
+    PreambleSid { sid: i64, preamble: i64 },
+    #[error("the config lists no members to watch")]
+    NoMembers,
+}
+
+/// Why a connection failed or ended: a bounded `reason` (for metrics) and
+/// a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkError {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl LinkError {
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> LinkError {
+        LinkError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What the local probe says about the member the watcher runs beside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalServer {
+    /// It serves clients: it follows, leads or observes an established leader.
+    Serving,
+    /// It answers but does not serve (LOOKING, or syncing with a new leader).
+    NotServing,
+    /// It does not answer.
+    Down,
+}
+
+/// Something that happened outside the watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The connection `conn` to member `sid` is up and its preamble written.
+    Connected { sid: i64, conn: u64 },
+    /// Dialling failed.
+    ConnectFailed {
+        sid: i64,
+        conn: u64,
+        error: LinkError,
+    },
+    /// A frame's payload arrived (the length prefix already checked).
+    Received {
+        sid: i64,
+        conn: u64,
+        payload: Vec<u8>,
+    },
+    /// The connection ended (closed by the member, reset, or a frame whose
+    /// length is out of range).
+    Closed {
+        sid: i64,
+        conn: u64,
+        error: LinkError,
+    },
+    /// The local probe's latest answer.
+    Local(LocalServer),
+    /// Time passed (a deadline from [`Watcher::next_deadline`]).
+    Tick,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Dial `to` (5 s connect timeout) and write the configured preamble in
+    /// one write (`transport::dial`); answer with [`Input::Connected`] or
+    /// [`Input::ConnectFailed`].
+    Connect {
+        sid: i64,
+        conn: u64,
+        to: ElectionAddress,
+    },
+    /// Send a notification payload (to be framed) on connection `conn`.
+    Send {
+        sid: i64,
+        conn: u64,
+        payload: Vec<u8>,
+    },
+    /// Close connection `conn`; no input is expected back.
+    Close { sid: i64, conn: u64 },
+}
+
+/// Something worth a log line or a metric.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Connected {
+        sid: i64,
+    },
+    PollSent {
+        sid: i64,
+        bootstrap: bool,
+    },
+    Reply {
+        sid: i64,
+        vote: Vote,
+    },
+    /// A failed dial, a broken connection, an unanswered poll, or a reply
+    /// that could not be used.
+    PollError {
+        sid: i64,
+        reason: &'static str,
+        detail: String,
+    },
+    Reachable {
+        sid: i64,
+    },
+    Unreachable {
+        sid: i64,
+        reason: String,
+    },
+    StateChanged {
+        sid: i64,
+        from: Option<ServerState>,
+        to: ServerState,
+    },
+    Leader(LeaderEvent),
+    /// A newer committed config was seen; the members to watch follow it.
+    ConfigAdopted {
+        version: u64,
+        voters: Vec<i64>,
+        observers: Vec<i64>,
+    },
+    /// The watcher stopped and closed every connection.
+    Stopped(WatcherError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Idle { retry_at: Instant },
+    Connecting,
+    Up { since: Instant },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    vote: Vote,
+    zxid: i64,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Member {
+    target: Target,
+    link: Link,
+    /// The current connection's number (each dial gets a new one).
+    conn: u64,
+    /// Whether the current connection has carried its bootstrap poll.
+    bootstrapped: bool,
+    last_poll: Option<Instant>,
+    in_flight: Option<Instant>,
+    /// Consecutive polls given up without an answer.
+    unanswered: u32,
+    /// Consecutive connections that failed or ended without an answer.
+    failures: u32,
+    reply: Option<Sample>,
+    heard_at: Option<Instant>,
+    /// This member's latest config bytes: what the next echo carries.
+    echo: Option<Vec<u8>>,
+    error: Option<String>,
+    reachable: bool,
+}
+
+impl Member {
+    fn new(target: Target, now: Instant) -> Member {
+        Member {
+            target,
+            link: Link::Idle { retry_at: now },
+            conn: 0,
+            bootstrapped: false,
+            last_poll: None,
+            in_flight: None,
+            unanswered: 0,
+            failures: 0,
+            reply: None,
+            heard_at: None,
+            echo: None,
+            error: None,
+            reachable: false,
+        }
+    }
+
+    fn fresh(&self, fresh_for: Duration, now: Instant) -> Option<&Sample> {
+        let up = matches!(self.link, Link::Up { .. });
+        self.reply
+            .as_ref()
+            .filter(|s| up && self.unanswered == 0 && now < s.at + fresh_for)
+    }
+}
+
+/// One member as the watcher sees it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    pub target: Target,
+    pub connected: bool,
+    /// Connected, answering, and its last reply is fresh.
+    pub reachable: bool,
+    /// The latest reply, however old.
+    pub vote: Option<Vote>,
+    pub zxid: Option<i64>,
+    pub reply_age: Option<Duration>,
+    /// Why it is not reachable, when it is not.
+    pub error: Option<String>,
+}
+
+/// Everything the watcher knows, for status documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub leader: Option<Leadership>,
+    /// Since when the watcher has known no leader, when it saw one go.
+    pub election_since: Option<Instant>,
+    /// The rule's latest conclusion (with the election round and what
+    /// followers believe while no leader is known).
+    pub conclusion: Conclusion,
+    pub members: Vec<MemberView>,
+    pub voters: BTreeSet<i64>,
+    /// The version of the newest committed config seen in a reply.
+    pub config_version: Option<u64>,
+    pub elections: u64,
+    pub leader_changes: u64,
+    pub stopped: Option<WatcherError>,
+}
+
+/// The watcher's state machine.
+#[derive(Debug)]
+pub struct Watcher {
+    config: WatcherConfig,
+    members: BTreeMap<i64, Member>,
+    voters: BTreeSet<i64>,
+    config_version: Option<u64>,
+    local: Option<LocalServer>,
+    tracker: tracker::Tracker,
+    conclusion: Conclusion,
+    jitter: schedule::Jitter,
+    actions: Vec<Action>,
+    events: Vec<Event>,
+    stopped: Option<WatcherError>,
+    /// The instant of the latest input.
+    now: Instant,
+}
+
+impl Watcher {
+    /// A watcher of `targets` (from the member's own config file). Refuses a
+    /// sid that breaks §5.1 and a preamble that could hurt a member (D4).
+    pub fn new(
+        config: WatcherConfig,
+        targets: Vec<Target>,
+        now: Instant,
+    ) -> Result<Watcher, WatcherError> {
+        if config.sid < 0 || config.sid == i64::MAX {
+            return Err(WatcherError::BadSid(config.sid));
+        }
+        if config.preamble.sid() != config.sid {
+            return Err(WatcherError::PreambleSid {
+                sid: config.sid,
+                preamble: config.preamble.sid(),
+            });
+        }
+        if targets.is_empty() {
+            return Err(WatcherError::NoMembers);
+        }
+        check_sid(config.sid, targets.iter().map(|t| t.sid), None)?;
+        if let Preamble::V1 { address, .. } = &config.preamble
+            && !address.is_ip_literal()
+        {
+            return Err(WatcherError::NotIpLiteral(address.to_string()));
+        }
+        // Encoded once here so that a preamble that could hurt a member
+        // (D4, D9, D10) stops the watcher before any connection is made.
+        config.preamble.encode()?;
+        let voters = targets
+            .iter()
+            .filter(|t| t.role == Role::Voter)
+            .map(|t| t.sid)
+            .collect();
+        let members = targets
+            .into_iter()
+            .map(|t| (t.sid, Member::new(t, now)))
+            .collect();
+        let jitter = schedule::Jitter::new(config.seed);
+        let mut watcher = Watcher {
+            config,
+            members,
+            voters,
+            config_version: None,
+            local: None,
+            tracker: tracker::Tracker::default(),
+            conclusion: Conclusion::NoLeader {
+                election_round: None,
+                looking_quorum: false,
+                looking_peer_epoch: None,
+                followers_believe: None,
+            },
+            jitter,
+            actions: Vec::new(),
+            events: Vec::new(),
+            stopped: None,
+            now,
+        };
+        watcher.step(now);
+        Ok(watcher)
+    }
+
+    pub fn config(&self) -> &WatcherConfig {
+        &self.config
+    }
+
+    /// Takes one input at `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        if self.stopped.is_some() {
+            return;
+        }
+        self.now = self.now.max(now);
+        match input {
+            Input::Connected { sid, conn } => {
+                if let Some(m) = self.member_on(sid, conn, false) {
+                    m.link = Link::Up { since: now };
+                    m.bootstrapped = false;
+                    m.unanswered = 0;
+                    m.error = Some("connected; waiting for the first reply".to_owned());
+                    self.events.push(Event::Connected { sid });
+                }
+            }
+            Input::ConnectFailed { sid, conn, error } => {
+                if self.member_on(sid, conn, false).is_some() {
+                    self.link_down(sid, error, now);
+                }
+            }
+            Input::Closed { sid, conn, error } => {
+                if self.member_on(sid, conn, true).is_some() {
+                    self.link_down(sid, error, now);
+                }
+            }
+            Input::Received { sid, conn, payload } => {
+                if self.member_on(sid, conn, true).is_some() {
+                    self.received(sid, &payload, now);
+                }
+            }
+            Input::Local(local) => self.local = Some(local),
+            Input::Tick => {}
+        }
+        if self.stopped.is_none() {
+            self.step(now);
+        }
+    }
+
+    /// The actions to carry out, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The events since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// When [`Input::Tick`] must be given next; `None` when only other
+    /// inputs can change anything. Always after the last input's instant.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        let hold = self.hold();
+        let config = &self.config;
+        self.members
+            .values()
+            .flat_map(|m| match m.link {
+                Link::Idle { retry_at } => [Some(retry_at), None],
+                Link::Connecting => [None, None],
+                Link::Up { since } => [
+                    Some(match m.in_flight {
+                        Some(sent) => sent + config.reply_timeout,
+                        None => m.last_poll.map_or(since, |last| {
+                            last + schedule::poll_spacing(config.poll_interval, m.unanswered, hold)
+                        }),
+                    }),
+                    // A reply going stale changes reachability and perhaps
+                    // the leader.
+                    m.fresh(config.fresh_for, self.now)
+                        .map(|s| s.at + config.fresh_for),
+                ],
+            })
+            .flatten()
+            .min()
+    }
+
+    /// What the watcher knows at `now`.
+    pub fn view(&self, now: Instant) -> View {
+        View {
+            leader: self.tracker.current(),
+            election_since: self.tracker.election_since(),
+            conclusion: self.conclusion.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberView {
+                    target: m.target.clone(),
+                    connected: matches!(m.link, Link::Up { .. }),
+                    reachable: m.fresh(self.config.fresh_for, now).is_some(),
+                    vote: m.reply.map(|s| s.vote),
+                    zxid: m.reply.map(|s| s.zxid),
+                    reply_age: m.reply.map(|s| now.saturating_duration_since(s.at)),
+                    error: if m.fresh(self.config.fresh_for, now).is_some() {
+                        None
+                    } else {
+                        Some(
+                            m.error
+                                .clone()
+                                .unwrap_or_else(|| "no recent reply".to_owned()),
+                        )
+                    },
+                })
+                .collect(),
+            voters: self.voters.clone(),
+            config_version: self.config_version,
+            elections: self.tracker.elections,
+            leader_changes: self.tracker.leader_changes,
+            stopped: self.stopped.clone(),
+        }
+    }
+
+    /// The member for an input on connection `conn`, if that connection is
+    /// still the current one (inputs from closed connections are dropped).
+    fn member_on(&mut self, sid: i64, conn: u64, up: bool) -> Option<&mut Member> {
+        self.members.get_mut(&sid).filter(|m| {
+            m.conn == conn
+                && if up {
+                    matches!(m.link, Link::Up { .. })
+                } else {
+                    m.link == Link::Connecting
+                }
+        })
+    }
+
+    fn link_down(&mut self, sid: i64, error: LinkError, now: Instant) {
+        let jitter = self.jitter.next();
+        let Some(m) = self.members.get_mut(&sid) else {
+            return;
+        };
+        m.failures = m.failures.saturating_add(1);
+        let delay = schedule::reconnect_delay(
+            m.failures,
+            self.config.reconnect_min,
+            self.config.reconnect_max,
+            jitter,
+        );
+        m.link = Link::Idle {
+            retry_at: now + delay,
+        };
+        m.in_flight = None;
+        m.unanswered = 0;
+        m.error = Some(error.detail.clone());
+        self.events.push(Event::PollError {
+            sid,
+            reason: error.reason,
+            detail: error.detail,
+        });
+    }
+
+    fn received(&mut self, sid: i64, payload: &[u8], now: Instant) {
+        let notification = match Notification::decode(payload) {
+            Ok(n) => n,
+            Err(e) => {
+                // As a 3.5+ member does: drop the message, keep the connection.
+                self.events.push(Event::PollError {
+                    sid,
+                    reason: e.reason(),
+                    detail: format!("an unusable reply: {e}"),
+                });
+                return;
+            }
+        };
+        let vote = Vote {
+            state: notification.state,
+            leader: notification.leader,
+            peer_epoch: notification.peer_epoch,
+            election_epoch: notification.election_epoch,
+        };
+        let Some(m) = self.members.get_mut(&sid) else {
+            return;
+        };
+        let before = m.reply.map(|s| s.vote.state);
+        m.reply = Some(Sample {
+            vote,
+            zxid: notification.zxid,
+            at: now,
+        });
+        m.heard_at = Some(now);
+        m.in_flight = None;
+        m.unanswered = 0;
+        m.failures = 0;
+        m.error = None;
+        self.events.push(Event::Reply { sid, vote });
+        if before != Some(vote.state) {
+            self.events.push(Event::StateChanged {
+                sid,
+                from: before,
+                to: vote.state,
+            });
+        }
+        // An empty config is never echoed (D2): keep the last good one.
+        if let Some(config) = notification.config.filter(|c| !c.is_empty())
+            && m.echo.as_deref() != Some(config.as_slice())
+        {
+            m.echo = Some(config.clone());
+            self.config_seen(sid, &config, now);
+        }
+    }
+
+    /// A member's committed config changed (or was first seen).
+    fn config_seen(&mut self, sid: i64, raw: &[u8], now: Instant) {
+        let parsed = match QuorumConfig::parse(raw) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.events.push(Event::PollError {
+                    sid,
+                    reason: "config",
+                    detail: format!("member {sid}'s config cannot be read: {e}"),
+                });
+                return;
+            }
+        };
+        let listed = parsed.voters.iter().chain(&parsed.observers).copied();
+        if let Err(e) = check_sid(self.config.sid, listed, Some(parsed.version_hex())) {
+            self.stop(e);
+            return;
+        }
+        if self.config_version.is_some_and(|v| parsed.version <= v) {
+            return;
+        }
+        self.adopt(&parsed, now);
+    }
+
+    /// Follows a newer committed config: new members are dialled, members it
+    /// no longer lists are dropped.
+    fn adopt(&mut self, config: &QuorumConfig, now: Instant) {
+        let targets = Target::all_from(&config.servers);
+        if targets.is_empty() {
+            return;
+        }
+        self.config_version = Some(config.version);
+        self.voters = config.voters.clone();
+        let listed: BTreeSet<i64> = targets.iter().map(|t| t.sid).collect();
+        let gone: Vec<i64> = self
+            .members
+            .keys()
+            .filter(|sid| !listed.contains(sid))
+            .copied()
+            .collect();
+        for sid in gone {
+            if let Some(m) = self.members.remove(&sid)
+                && !matches!(m.link, Link::Idle { .. })
+            {
+                self.actions.push(Action::Close { sid, conn: m.conn });
+            }
+        }
+        for target in targets {
+            match self.members.get_mut(&target.sid) {
+                None => {
+                    self.members.insert(target.sid, Member::new(target, now));
+                }
+                Some(m) if m.target != target => {
+                    let moved = (m.target.host.as_str(), m.target.election_port)
+                        != (target.host.as_str(), target.election_port);
+                    m.target = target;
+                    if moved && !matches!(m.link, Link::Idle { .. }) {
+                        self.actions.push(Action::Close {
+                            sid: m.target.sid,
+                            conn: m.conn,
+                        });
+                        m.link = Link::Idle { retry_at: now };
+                        m.in_flight = None;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        self.events.push(Event::ConfigAdopted {
+            version: config.version,
+            voters: config.voters.iter().copied().collect(),
+            observers: config.observers.iter().copied().collect(),
+        });
+    }
+
+    fn stop(&mut self, error: WatcherError) {
+        for (sid, m) in &self.members {
+            if !matches!(m.link, Link::Idle { .. }) {
+                self.actions.push(Action::Close {
+                    sid: *sid,
+                    conn: m.conn,
+                });
+            }
+        }
+        self.events.push(Event::Stopped(error.clone()));
+        self.stopped = Some(error);
+    }
+
+    /// While the watcher has lost the leader and its own member is alive but
+    /// not serving, it spaces polls out: the next useful answer comes when
+    /// the local server serves again, and the saved poll is then free.
+    fn hold(&self) -> bool {
+        self.tracker.lost_leader() && self.local == Some(LocalServer::NotServing)
+    }
+
+    /// Runs the timers due at `now`, then re-evaluates reachability and the
+    /// leader.
+    fn step(&mut self, now: Instant) {
+        loop {
+            let hold = self.hold();
+            let sids: Vec<i64> = self.members.keys().copied().collect();
+            for sid in sids {
+                self.step_member(sid, hold, now);
+            }
+            self.evaluate(now);
+            // Losing or finding the leader may end or start a hold; polls
+            // that are due without it go now. (A hold only ever starts by
+            // losing the leader, so this settles on the second pass.)
+            if self.hold() == hold || self.stopped.is_some() {
+                break;
+            }
+        }
+    }
+
+    fn step_member(&mut self, sid: i64, hold: bool, now: Instant) {
+        let config = &self.config;
+        let Some(m) = self.members.get_mut(&sid) else {
+            return;
+        };
+        let since = match m.link {
+            Link::Idle { retry_at } if now >= retry_at => {
+                m.conn += 1;
+                m.link = Link::Connecting;
+                self.actions.push(Action::Connect {
+                    sid,
+                    conn: m.conn,
+                    to: ElectionAddress::new(m.target.host.clone(), m.target.election_port),
+                });
+                return;
+            }
+            Link::Idle { .. } | Link::Connecting => return,
+            Link::Up { since } => since,
+        };
+        if let Some(sent) = m.in_flight
+            && now >= sent + config.reply_timeout
+        {
+            m.in_flight = None;
+            m.unanswered = m.unanswered.saturating_add(1);
+            let detail = format!(
+                "no reply to a poll within {}",
+                seconds(config.reply_timeout)
+            );
+            m.error = Some(detail.clone());
+            self.events.push(Event::PollError {
+                sid,
+                reason: "no_reply",
+                detail,
+            });
+            let heard = m.heard_at.map_or(since, |h| h.max(since));
+            if now >= heard + config.silence_limit {
+                let (conn, limit) = (m.conn, config.silence_limit);
+                self.actions.push(Action::Close { sid, conn });
+                self.link_down(
+                    sid,
+                    LinkError::new(
+                        "silent",
+                        format!("nothing heard for {}; reconnecting", seconds(limit)),
+                    ),
+                    now,
+                );
+                return;
+            }
+        }
+        let due =
+            schedule::next_poll_at(m.last_poll, config.poll_interval, m.unanswered, hold, now);
+        if m.in_flight.is_some() || now < due {
+            return;
+        }
+        let bootstrap = !m.bootstrapped || m.echo.is_none();
+        let payload = match (&m.echo, bootstrap) {
+            (Some(echo), false) => watcher_echo(0, echo).unwrap_or_else(|_| watcher_bootstrap(0)),
+            _ => watcher_bootstrap(0),
+        };
+        m.bootstrapped = true;
+        m.in_flight = Some(now);
+        m.last_poll = Some(now);
+        self.actions.push(Action::Send {
+            sid,
+            conn: m.conn,
+            payload,
+        });
+        self.events.push(Event::PollSent { sid, bootstrap });
+    }
+
+    fn evaluate(&mut self, now: Instant) {
+        let fresh_for = self.config.fresh_for;
+        let mut replies = BTreeMap::new();
+        for (sid, m) in self.members.iter_mut() {
+            let fresh = m.fresh(fresh_for, now).copied();
+            if let Some(sample) = fresh {
+                replies.insert(*sid, sample.vote);
+            }
+            let reachable = fresh.is_some();
+            if reachable != m.reachable {
+                m.reachable = reachable;
+                self.events.push(if reachable {
+                    Event::Reachable { sid: *sid }
+                } else {
+                    Event::Unreachable {
+                        sid: *sid,
+                        reason: m
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| format!("no reply for {}", seconds(fresh_for))),
+                    }
+                });
+            }
+        }
+        let rule = QuorumRule::majority(self.voters.clone());
+        self.conclusion = conclude(&replies, &rule);
+        if let Some(event) = self.tracker.update(&self.conclusion, now) {
+            self.events.push(Event::Leader(event));
+        }
+    }
+}
+
+/// §5.1: the watcher's sid must be above every listed sid and equal to none.
+fn check_sid(
+    sid: i64,
+    listed: impl IntoIterator<Item = i64>,
+    version: Option<String>,
+) -> Result<(), WatcherError> {
+    for member in listed {
+        if member == sid {
+            return Err(WatcherError::SidCollision { sid, version });
+        }
+        if member > sid {
+            return Err(WatcherError::SidNotAbove { sid, member });
+        }
+    }
+    Ok(())
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,626 @@
+//! The watcher driven by a simulated ensemble whose members answer as a 3.5+
+//! server answers a non-voter (§3.6): at once, with their live state, their
+//! current vote, their logical clock and their own committed config.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::wire::{VERSION_WITH_CONFIG, watcher_bootstrap};
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+fn config_text(members: &[i64], version: &str, tag: i64) -> Vec<u8> {
+    // `tag` makes each member's bytes differ (as line order may in real
+    // replies), so echoes can be traced to the member that sent them.
+    let mut lines: Vec<String> = members
+        .iter()
+        .map(|id| {
+            let role = if *id >= 128 {
+                "observer"
+            } else {
+                "participant"
+            };
+            format!("server.{id}=127.0.0.{id}:2888:3888:{role};2181")
+        })
+        .collect();
+    lines.rotate_left(usize::try_from(tag).unwrap_or(0) % members.len());
+    lines.push(format!("version={version}"));
+    lines.join("\n").into_bytes()
+}
+
+#[derive(Debug, Clone)]
+struct Fake {
+    state: ServerState,
+    leader: i64,
+    peer_epoch: i64,
+    election_epoch: i64,
+    config: Vec<u8>,
+    /// Accepts connections.
+    up: bool,
+    /// Reads but never answers (a paused process).
+    silent: bool,
+}
+
+impl Fake {
+    fn answer(&self) -> Vec<u8> {
+        Notification {
+            state: self.state,
+            leader: self.leader,
+            zxid: 0,
+            election_epoch: self.election_epoch,
+            peer_epoch: self.peer_epoch,
+            version: VERSION_WITH_CONFIG,
+            config: Some(self.config.clone()),
+        }
+        .encode()
+        .unwrap()
+    }
+}
+
+/// Three voters, 3 leading in epoch 1.
+fn ensemble() -> BTreeMap<i64, Fake> {
+    (1..=3)
+        .map(|sid| {
+            let state = if sid == 3 {
+                ServerState::Leading
+            } else {
+                ServerState::Following
+            };
+            (
+                sid,
+                Fake {
+                    state,
+                    leader: 3,
+                    peer_epoch: 1,
+                    election_epoch: 1,
+                    config: config_text(&[1, 2, 3], "0", sid),
+                    up: true,
+                    silent: false,
+                },
+            )
+        })
+        .collect()
+}
+
+fn targets(sids: &[i64]) -> Vec<Target> {
+    sids.iter()
+        .map(|sid| Target {
+            sid: *sid,
+            host: format!("127.0.0.{sid}"),
+            election_port: 3888,
+            role: if *sid >= 128 {
+                Role::Observer
+            } else {
+                Role::Voter
+            },
+        })
+        .collect()
+}
+
+fn myid(id: i64) -> Myid {
+    Myid::new(id).unwrap()
+}
+
+fn config() -> WatcherConfig {
+    WatcherConfig::new(myid(1), Some(ElectionAddress::new("127.0.0.1", 3888)))
+}
+
+struct Sim {
+    w: Watcher,
+    now: Instant,
+    fakes: BTreeMap<i64, Fake>,
+    /// Open connections: sid → conn.
+    open: BTreeMap<i64, u64>,
+    /// Every Send, with when and on which connection.
+    sent: Vec<(Instant, i64, u64, Vec<u8>)>,
+    /// Polls a silent member has not answered yet, per sid.
+    unanswered: BTreeMap<i64, usize>,
+    events: Vec<Event>,
+    connects: Vec<(Instant, i64)>,
+}
+
+impl Sim {
+    fn new(fakes: BTreeMap<i64, Fake>, config: WatcherConfig) -> Sim {
+        let now = Instant::now();
+        let sids: Vec<i64> = fakes.keys().copied().collect();
+        let w = Watcher::new(config, targets(&sids), now).unwrap();
+        let mut sim = Sim {
+            w,
+            now,
+            fakes,
+            open: BTreeMap::new(),
+            sent: Vec::new(),
+            unanswered: BTreeMap::new(),
+            events: Vec::new(),
+            connects: Vec::new(),
+        };
+        sim.pump();
+        sim
+    }
+
+    /// Carries out the watcher's actions as the simulated members would
+    /// react, until there are none left.
+    fn pump(&mut self) {
+        loop {
+            self.events.extend(self.w.take_events());
+            let actions = self.w.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            for action in actions {
+                match action {
+                    Action::Connect { sid, conn, to } => {
+                        assert_eq!(to, ElectionAddress::new(format!("127.0.0.{sid}"), 3888));
+                        assert!(!self.open.contains_key(&sid), "one connection per member");
+                        self.connects.push((self.now, sid));
+                        if self.fakes[&sid].up {
+                            self.open.insert(sid, conn);
+                            self.w.handle(Input::Connected { sid, conn }, self.now);
+                        } else {
+                            let error = LinkError::new("connect", "connection refused");
+                            self.w
+                                .handle(Input::ConnectFailed { sid, conn, error }, self.now);
+                        }
+                    }
+                    Action::Send { sid, conn, payload } => {
+                        assert_eq!(
+                            self.open.get(&sid),
+                            Some(&conn),
+                            "send on an open connection"
+                        );
+                        self.sent.push((self.now, sid, conn, payload));
+                        let fake = &self.fakes[&sid];
+                        if fake.silent {
+                            *self.unanswered.entry(sid).or_default() += 1;
+                        } else {
+                            let payload = fake.answer();
+                            self.w
+                                .handle(Input::Received { sid, conn, payload }, self.now);
+                        }
+                    }
+                    Action::Close { sid, conn } => {
+                        assert_eq!(self.open.remove(&sid), Some(conn));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets time pass, ticking at every deadline.
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        while let Some(deadline) = self.w.next_deadline().filter(|d| *d <= until) {
+            assert!(deadline >= self.now, "a deadline in the past would spin");
+            self.now = deadline;
+            self.w.handle(Input::Tick, self.now);
+            self.pump();
+        }
+        self.now = until;
+        self.w.handle(Input::Tick, self.now);
+        self.pump();
+    }
+
+    /// The member's process dies: its connection breaks at once.
+    fn kill(&mut self, sid: i64) {
+        self.fakes.get_mut(&sid).unwrap().up = false;
+        if let Some(conn) = self.open.remove(&sid) {
+            let error = LinkError::new("closed", "closed by the member");
+            self.w.handle(Input::Closed { sid, conn, error }, self.now);
+            self.pump();
+        }
+    }
+
+    /// A paused member resumes and answers the polls it read meanwhile.
+    fn resume(&mut self, sid: i64) {
+        self.fakes.get_mut(&sid).unwrap().silent = false;
+        let answers = self.unanswered.remove(&sid).unwrap_or(0);
+        let conn = self.open[&sid];
+        for _ in 0..answers {
+            let payload = self.fakes[&sid].answer();
+            self.w
+                .handle(Input::Received { sid, conn, payload }, self.now);
+        }
+        self.pump();
+    }
+
+    fn set(&mut self, sid: i64, state: ServerState, leader: i64, peer_epoch: i64, ee: i64) {
+        let f = self.fakes.get_mut(&sid).unwrap();
+        (f.state, f.leader, f.peer_epoch, f.election_epoch) = (state, leader, peer_epoch, ee);
+    }
+
+    fn leader(&self) -> Option<(i64, i64, Phase)> {
+        self.w
+            .view(self.now)
+            .leader
+            .map(|l| (l.leader, l.peer_epoch, l.phase))
+    }
+
+    fn polls_to(&self, sid: i64) -> Vec<&(Instant, i64, u64, Vec<u8>)> {
+        self.sent.iter().filter(|s| s.1 == sid).collect()
+    }
+}
+
+#[test]
+fn polls_bootstrap_first_then_echo_that_members_own_config() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(3 * S);
+    for sid in 1..=3 {
+        let polls = sim.polls_to(sid);
+        assert_eq!(polls.len(), 4, "at 0, 1, 2 and 3 s");
+        assert_eq!(polls[0].3, watcher_bootstrap(0), "bootstrap first");
+        for poll in &polls[1..] {
+            let n = Notification::decode(&poll.3).unwrap();
+            assert_eq!(n.state, ServerState::Looking);
+            assert_eq!(
+                (n.leader, n.zxid, n.peer_epoch),
+                (i64::MIN, i64::MIN, i64::MIN)
+            );
+            assert_eq!(
+                n.config.unwrap(),
+                sim.fakes[&sid].config,
+                "member {sid}'s own bytes"
+            );
+        }
+    }
+    assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
+    // A new connection starts with a bootstrap again.
+    sim.kill(2);
+    sim.fakes.get_mut(&2).unwrap().up = true;
+    sim.advance(3 * S);
+    let after: Vec<_> = sim.polls_to(2).into_iter().filter(|p| p.2 == 2).collect();
+    assert_eq!(after[0].3, watcher_bootstrap(0));
+    assert!(after.len() >= 2);
+}
+
+#[test]
+fn never_two_polls_in_flight_nor_closer_than_the_interval() {
+    // Random schedules of pauses, kills, restarts, elections and local
+    // states; the rate rules must hold in every one (D11).
+    for seed in 0..300u64 {
+        let mut rng = schedule::Jitter::new(seed);
+        let mut sim = Sim::new(ensemble(), config());
+        for _ in 0..60 {
+            let r = rng.next();
+            let sid = 1 + (rng.next() * 3.0) as i64;
+            match (r * 8.0) as u32 {
+                0 => sim.kill(sid),
+                1 => sim.fakes.get_mut(&sid).unwrap().up = true,
+                2 => sim.fakes.get_mut(&sid).unwrap().silent = true,
+                3 if sim.open.contains_key(&sid) => sim.resume(sid),
+                4 => sim.set(sid, ServerState::Looking, sid, 1, 2),
+                5 => {
+                    let local = [
+                        LocalServer::Serving,
+                        LocalServer::NotServing,
+                        LocalServer::Down,
+                    ][(rng.next() * 3.0) as usize];
+                    sim.w.handle(Input::Local(local), sim.now);
+                    sim.pump();
+                }
+                _ => {}
+            }
+            sim.advance(Duration::from_millis((rng.next() * 2500.0) as u64));
+        }
+        for sid in 1..=3 {
+            let polls = sim.polls_to(sid);
+            for pair in polls.windows(2) {
+                let gap = pair[1].0 - pair[0].0;
+                assert!(gap >= S, "seed {seed}: member {sid} polled {gap:?} apart");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_killed_leader_is_noticed_at_once_and_its_successor_counted() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(2 * S);
+    assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
+    sim.events.clear();
+    sim.kill(3);
+    assert!(sim.events.contains(&Event::Unreachable {
+        sid: 3,
+        reason: "closed by the member".into()
+    }));
+    assert!(sim.events.contains(&Event::Leader(LeaderEvent::Lost {
+        leader: 3,
+        peer_epoch: 1
+    })));
+    assert_eq!(
+        sim.leader(),
+        None,
+        "no leader the moment its connection breaks"
+    );
+    // Members 1 and 2 elect 2 (§9.5 W2 → W3 → W5).
+    sim.set(1, ServerState::Looking, 3, 1, 2);
+    sim.set(2, ServerState::Looking, 3, 1, 2);
+    sim.advance(S);
+    assert!(matches!(
+        sim.w.view(sim.now).conclusion,
+        Conclusion::NoLeader {
+            election_round: Some(2),
+            ..
+        }
+    ));
+    sim.set(1, ServerState::Following, 2, 1, 2);
+    sim.set(2, ServerState::Leading, 2, 1, 2);
+    sim.advance(S);
+    assert_eq!(sim.leader(), Some((2, 1, Phase::Elected)));
+    sim.set(1, ServerState::Following, 2, 2, 2);
+    sim.set(2, ServerState::Leading, 2, 2, 2);
+    sim.advance(S);
+    assert_eq!(sim.leader(), Some((2, 2, Phase::Established)));
+    let view = sim.w.view(sim.now);
+    assert_eq!((view.elections, view.leader_changes), (1, 1));
+    // The dead member is redialled with back-off: 1 s, 2 s, 4 s, 8 s (±25 %).
+    let killed_at = sim.now - 3 * S;
+    sim.advance(20 * S);
+    let mut dials = vec![killed_at];
+    dials.extend(
+        sim.connects
+            .iter()
+            .filter(|(at, sid)| *sid == 3 && *at > killed_at)
+            .map(|(at, _)| *at),
+    );
+    let gaps: Vec<f64> = dials
+        .windows(2)
+        .map(|p| (p[1] - p[0]).as_secs_f64())
+        .collect();
+    assert!(gaps.len() >= 4, "{gaps:?}");
+    for (gap, base) in gaps.iter().zip([1.0, 2.0, 4.0, 8.0]) {
+        assert!((0.75 * base..=1.25 * base).contains(gap), "{gaps:?}");
+    }
+}
+
+#[test]
+fn a_paused_member_is_unreachable_then_back_and_is_not_flooded() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(2 * S);
+    sim.fakes.get_mut(&1).unwrap().silent = true;
+    sim.events.clear();
+    sim.advance(3 * S);
+    assert!(
+        sim.events.iter().any(|e| matches!(e,
+            Event::Unreachable { sid: 1, reason } if reason.contains("no reply to a poll within 2.0 s"))),
+        "{:?}",
+        sim.events
+    );
+    assert_eq!(
+        sim.leader(),
+        Some((3, 1, Phase::Established)),
+        "2 and 3 still form a quorum"
+    );
+    sim.advance(20 * S);
+    // Re-polls of a silent member spread out: far fewer than one a second.
+    assert!(
+        sim.unanswered[&1] <= 5,
+        "{} polls queued",
+        sim.unanswered[&1]
+    );
+    sim.events.clear();
+    sim.resume(1);
+    assert!(sim.events.contains(&Event::Reachable { sid: 1 }));
+    // Back to one poll a second.
+    let before = sim.polls_to(1).len();
+    sim.advance(3 * S);
+    assert!(sim.polls_to(1).len() - before >= 2);
+}
+
+#[test]
+fn a_silent_peer_is_dropped_and_redialled_after_the_silence_limit() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(S);
+    sim.fakes.get_mut(&2).unwrap().silent = true;
+    let dials_before = sim.connects.iter().filter(|c| c.1 == 2).count();
+    sim.advance(40 * S);
+    let dials_after = sim.connects.iter().filter(|c| c.1 == 2).count();
+    assert!(dials_after > dials_before, "the connection was replaced");
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        Event::PollError {
+            sid: 2,
+            reason: "silent",
+            ..
+        }
+    )));
+}
+
+#[test]
+fn while_waiting_for_the_local_member_polls_are_held_then_sent_at_once() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.advance(2 * S + 500 * MS);
+    sim.kill(3);
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.set(1, ServerState::Looking, 3, 1, 2);
+    sim.set(2, ServerState::Looking, 3, 1, 2);
+    let held_from = sim.now;
+    sim.advance(1200 * MS);
+    let during: Vec<_> = sim
+        .sent
+        .iter()
+        .filter(|s| s.0 > held_from && s.1 != 3)
+        .collect();
+    assert!(during.is_empty(), "held for twice the interval: {during:?}");
+    // The local member serves again: both survivors are polled at once.
+    sim.set(1, ServerState::Following, 2, 2, 2);
+    sim.set(2, ServerState::Leading, 2, 2, 2);
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    assert_eq!(sim.leader(), Some((2, 2, Phase::Established)));
+}
+
+#[test]
+fn garbage_on_an_election_port_is_a_reason_not_a_crash() {
+    let mut sim = Sim::new(ensemble(), config());
+    let conn = sim.open[&1];
+    sim.events.clear();
+    sim.w.handle(
+        Input::Received {
+            sid: 1,
+            conn,
+            payload: b"HTTP/1.1 400 Bad Request\r\n".to_vec(),
+        },
+        sim.now,
+    );
+    sim.pump();
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        Event::PollError {
+            sid: 1,
+            reason: "notification_size",
+            ..
+        }
+    )));
+    // Inputs of a connection that is gone are ignored.
+    sim.kill(1);
+    sim.events.clear();
+    let payload = sim.fakes[&2].answer();
+    sim.w.handle(
+        Input::Received {
+            sid: 1,
+            conn,
+            payload,
+        },
+        sim.now,
+    );
+    assert!(sim.w.take_events().is_empty());
+}
+
+#[test]
+fn a_newer_config_adds_and_drops_members() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(S);
+    sim.fakes.insert(
+        4,
+        Fake {
+            config: config_text(&[1, 2, 3, 4, 5], "100000001", 4),
+            ..sim.fakes[&1].clone()
+        },
+    );
+    sim.fakes.insert(5, sim.fakes[&4].clone());
+    for sid in 1..=3 {
+        sim.fakes.get_mut(&sid).unwrap().config = config_text(&[1, 2, 3, 4, 5], "100000001", sid);
+    }
+    sim.advance(2 * S);
+    let view = sim.w.view(sim.now);
+    assert_eq!(view.config_version, Some(0x1_0000_0001));
+    assert_eq!(view.voters, BTreeSet::from([1, 2, 3, 4, 5]));
+    assert!(sim.open.contains_key(&4) && sim.open.contains_key(&5));
+    // An older config from one member changes nothing.
+    sim.fakes.get_mut(&1).unwrap().config = config_text(&[1, 2, 3], "0", 9);
+    sim.advance(2 * S);
+    assert_eq!(sim.w.view(sim.now).voters.len(), 5);
+    // Member 5 leaves.
+    for sid in 1..=4 {
+        sim.fakes.get_mut(&sid).unwrap().config = config_text(&[1, 2, 3, 4], "100000002", sid);
+    }
+    sim.advance(2 * S);
+    assert!(!sim.open.contains_key(&5), "closed");
+    assert_eq!(sim.w.view(sim.now).members.len(), 4);
+}
+
+#[test]
+fn a_config_that_lists_the_watchers_sid_stops_it() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(S);
+    let sid = sim.w.config().sid;
+    sim.fakes.get_mut(&2).unwrap().config =
+        format!("server.1=a:1:2:participant\nserver.{sid}=b:1:2:participant\nversion=5")
+            .into_bytes();
+    sim.advance(2 * S);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Stopped(WatcherError::SidCollision { .. })))
+    );
+    assert!(sim.open.is_empty(), "every connection closed");
+    let sent = sim.sent.len();
+    sim.advance(10 * S);
+    assert_eq!(sim.sent.len(), sent, "nothing more is sent");
+    assert!(sim.w.view(sim.now).stopped.is_some());
+    assert_eq!(sim.w.next_deadline(), None);
+}
+
+#[test]
+fn refuses_to_start_with_a_sid_or_preamble_that_could_hurt_a_member() {
+    let now = Instant::now();
+    let watcher_sid = crate::watcher_sid(myid(1));
+    let mut colliding = targets(&[1, 2]);
+    colliding[1].sid = watcher_sid;
+    assert_eq!(
+        Watcher::new(config(), colliding, now).unwrap_err(),
+        WatcherError::SidCollision {
+            sid: watcher_sid,
+            version: None
+        }
+    );
+    let mut above = targets(&[1]);
+    above[0].sid = watcher_sid + 1;
+    assert!(matches!(
+        Watcher::new(config(), above, now),
+        Err(WatcherError::SidNotAbove { .. })
+    ));
+    let named = WatcherConfig::new(
+        myid(1),
+        Some(ElectionAddress::new("zk-0.zk-headless", 3888)),
+    );
+    assert!(matches!(
+        Watcher::new(named, targets(&[1]), now),
+        Err(WatcherError::NotIpLiteral(_))
+    ));
+    assert_eq!(
+        Watcher::new(config(), vec![], now).unwrap_err(),
+        WatcherError::NoMembers
+    );
+    let legacy = WatcherConfig::new(myid(3), None);
+    assert_eq!(
+        legacy.preamble.encode().unwrap(),
+        0x4000_0000_0000_0003i64.to_be_bytes().to_vec()
+    );
+    let mut w = Watcher::new(legacy, targets(&[1]), now).unwrap();
+    assert!(matches!(
+        w.take_actions()[..],
+        [Action::Connect {
+            sid: 1,
+            conn: 1,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn the_poll_interval_is_never_below_250_ms() {
+    let c = config().with_poll_interval(Duration::from_millis(10));
+    assert_eq!(c.poll_interval, MIN_POLL_INTERVAL);
+    assert_eq!(c.fresh_for, Duration::from_secs(2));
+    let c = config().with_poll_interval(Duration::from_secs(2));
+    assert_eq!(c.fresh_for, Duration::from_secs(6));
+}
+
+#[test]
+fn observers_are_polled_and_shown_but_never_counted() {
+    let mut fakes = ensemble();
+    for sid in 1..=3 {
+        fakes.get_mut(&sid).unwrap().config = config_text(&[1, 2, 3, 128], "0", sid);
+    }
+    fakes.insert(
+        128,
+        Fake {
+            state: ServerState::Observing,
+            config: config_text(&[1, 2, 3, 128], "0", 128),
+            ..fakes[&1].clone()
+        },
+    );
+    let mut sim = Sim::new(fakes, config());
+    sim.advance(2 * S);
+    let view = sim.w.view(sim.now);
+    let observer = view.members.iter().find(|m| m.target.sid == 128).unwrap();
+    assert!(observer.reachable);
+    assert_eq!(observer.vote.unwrap().state, ServerState::Observing);
+    assert_eq!(view.voters, BTreeSet::from([1, 2, 3]));
+    sim.kill(1);
+    sim.kill(2);
+    assert_eq!(sim.leader(), None, "the observer is no quorum");
+}
