@@ -5,14 +5,15 @@
 //! {
 //!   "myid": 1, "role": "voter", "state": "FOLLOWING",
 //!   "leader": 3, "leaderPhase": "established", "peerEpoch": 2, "electionEpoch": 0,
-//!   "zxid": "0x200000004",
+//!   "zxid": "0x200000004", "serving": true,
 //!   "quorum": { "size": 2, "voters": [1, 2, 3], "reachable": 3, "established": true },
 //!   "members": [
 //!     { "myid": 1, "host": "zk-0.zk-headless.ns.svc.cluster.local", "role": "voter",
 //!       "state": "FOLLOWING", "leader": 3, "peerEpoch": 2, "electionEpoch": 0,
 //!       "reachable": true, "lastReplyAgeSeconds": 0.4, "error": null }
 //!   ],
-//!   "leaderSince": "2026-11-22T10:00:00Z", "elections": 1, "configVersion": "100000000"
+//!   "leaderSince": "2026-11-22T10:00:00Z", "elections": 1, "leaderChanges": 1,
+//!   "configVersion": "100000000"
 //! }
 //! ```
 //!
@@ -150,6 +151,11 @@ pub struct SidecarStatus {
     /// The local server's last zxid, as hex (`0x…`).
     #[serde(default)]
     pub zxid: Option<String>,
+    /// Whether the local server serves client requests (`srvr` answers with
+    /// a mode rather than "not currently serving requests"); `null` when it
+    /// was not asked.
+    #[serde(default)]
+    pub serving: Option<bool>,
     #[serde(default)]
     pub quorum: QuorumStatus,
     #[serde(default)]
@@ -160,10 +166,37 @@ pub struct SidecarStatus {
     /// Elections seen since the sidecar started.
     #[serde(default)]
     pub elections: u64,
+    /// Times the leader's myid changed since the sidecar started.
+    #[serde(default)]
+    pub leader_changes: u64,
     /// The version of the newest committed config seen (hex, as ZooKeeper
     /// writes it).
     #[serde(default)]
     pub config_version: Option<String>,
+    /// While no quorum-backed leader is known: what the sidecar sees of the
+    /// election; `null` while a leader is known.
+    #[serde(default)]
+    pub election: Option<ElectionStatus>,
+    /// Why the sidecar cannot report at all (for example its watcher
+    /// stopped on a sid collision); `null` normally.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What the sidecar sees of an election in progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElectionStatus {
+    /// When the sidecar lost the last leader (RFC 3339, UTC), if it saw it go.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The highest election epoch among LOOKING voters (the round).
+    #[serde(default)]
+    pub round: Option<i64>,
+    /// The leader most FOLLOWING voters name while it does not itself
+    /// confirm that it leads (a leader the sidecar cannot reach).
+    #[serde(default)]
+    pub followers_believe: Option<u64>,
 }
 
 /// Formats a zxid as ZooKeeper's tools do: `0x` and lower-case hex.
@@ -190,6 +223,7 @@ mod tests {
         assert_eq!(status.leader, Some(3));
         assert_eq!(status.members[0].state, Some(MemberState::Following));
         assert_eq!(status.leader_phase, Some(LeaderPhase::Established));
+        assert_eq!((status.serving, status.leader_changes), (Some(true), 1));
         let again: SidecarStatus =
             serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
         assert_eq!(again, status);

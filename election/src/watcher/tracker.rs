@@ -34,7 +34,7 @@ pub struct Leadership {
     pub since: Instant,
     /// The newest epoch known before this leader's election; `None` when
     /// the watcher knew none (it started under this leader).
-    epoch_before: Option<i64>,
+    pub epoch_before: Option<i64>,
 }
 
 /// A change worth a log line (and, for some, a metric).
