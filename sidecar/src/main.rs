@@ -5,6 +5,11 @@
 
 mod check;
 mod config;
+mod http;
+mod init;
+mod logging;
+mod metrics;
+mod run;
 
 use std::process::ExitCode;
 
@@ -15,6 +20,15 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "zk-sidecar", version)]
 struct Cli {
+    /// How `run` and `vote` write their logs (on stderr).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "json",
+        env = "ZOOKUBE_LOG_FORMAT"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,11 +37,22 @@ struct Cli {
 enum Command {
     /// Validate one member's zoo.cfg and myid file.
     Check(check::CheckArgs),
+    /// Derive this pod's myid, check it against the config, and write it to
+    /// the data directory (refusing another member's volume).
+    Init(init::InitArgs),
+    /// Watch the ensemble's election beside a real member and serve
+    /// /livez, /readyz, /v1/status and /metrics.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Run(args) => {
+            logging::init(cli.log_format);
+            run::run(&args)
+        }
     }
 }

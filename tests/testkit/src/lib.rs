@@ -17,6 +17,10 @@
 
 #![allow(clippy::print_stderr)]
 
+mod sidecar;
+
+pub use sidecar::{SIDECAR_PORT, http_get, sidecar_binary};
+
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::fs;
@@ -103,6 +107,8 @@ pub struct LoopbackEnsemble {
     servers: BTreeMap<Myid, Server>,
     /// Extra JVM flags for every server (for example a super digest).
     pub jvm_flags: Vec<String>,
+    /// `zk-sidecar run` processes beside members (see [`sidecar`]).
+    sidecars: BTreeMap<Myid, sidecar::SidecarProcess>,
 }
 
 impl LoopbackEnsemble {
@@ -129,6 +135,7 @@ impl LoopbackEnsemble {
             dir,
             servers: BTreeMap::new(),
             jvm_flags: small_jvm_flags(),
+            sidecars: BTreeMap::new(),
         };
         for member in ensemble.spec.members() {
             ensemble.prepare(member.myid);
@@ -326,6 +333,10 @@ impl LoopbackEnsemble {
 
 impl Drop for LoopbackEnsemble {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_sidecar_logs();
+        }
+        self.sidecars.clear();
         for myid in self.myids() {
             self.kill(myid);
         }

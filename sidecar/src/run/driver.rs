@@ -1,0 +1,275 @@
+//! Drives zk-election's sans-IO watcher with tokio: carries out its actions
+//! (one task per election connection, built on `transport::dial`), feeds it
+//! inputs (frames, closed connections, the local probe's verdict, time), and
+//! turns its events into log lines and metrics.
+//!
+//! A connection task only moves bytes: it dials, writes the preamble, reads
+//! frames (a bad length prefix ends the connection, as it would on a member)
+//! and writes the payloads the watcher asks for. A broken connection is
+//! reported the moment the read fails, which is how a member's death is
+//! noticed at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use zk_election::transport::{CONNECT_TIMEOUT, dial};
+use zk_election::watcher::{Action, Event, Input, LeaderEvent, LinkError, LocalServer};
+use zk_election::wire::{ElectionAddress, Preamble};
+
+use super::probe::Signals;
+use super::report::Shared;
+use crate::metrics::Metrics;
+
+/// The driver wakes at least this often, so `/livez` can tell it runs.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+struct Link {
+    conn: u64,
+    outbox: mpsc::UnboundedSender<Vec<u8>>,
+    task: JoinHandle<()>,
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Mutex<Shared>>,
+    metrics: Arc<Metrics>,
+    signals: Signals,
+    local: watch::Receiver<Option<LocalServer>>,
+    inputs: mpsc::UnboundedReceiver<Input>,
+    input_tx: mpsc::UnboundedSender<Input>,
+    links: HashMap<i64, Link>,
+    preamble: Preamble,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        shared: Arc<Mutex<Shared>>,
+        metrics: Arc<Metrics>,
+        signals: Signals,
+        local: watch::Receiver<Option<LocalServer>>,
+    ) -> Driver {
+        let (input_tx, inputs) = mpsc::unbounded_channel();
+        let preamble = lock(&shared).watcher.config().preamble.clone();
+        Driver {
+            shared,
+            metrics,
+            signals,
+            local,
+            inputs,
+            input_tx,
+            links: HashMap::new(),
+            preamble,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.step(None);
+        loop {
+            let deadline = lock(&self.shared).watcher.next_deadline();
+            let wake = deadline
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + HEARTBEAT)
+                .min(tokio::time::Instant::now() + HEARTBEAT);
+            let input = tokio::select! {
+                Some(input) = self.inputs.recv() => Some(input),
+                changed = self.local.changed() => match changed {
+                    Ok(()) => (*self.local.borrow_and_update()).map(Input::Local),
+                    Err(_) => None,
+                },
+                () = tokio::time::sleep_until(wake) => Some(Input::Tick),
+            };
+            self.step(input);
+        }
+    }
+
+    /// Gives the watcher one input, then carries out what it asks.
+    fn step(&mut self, input: Option<Input>) {
+        let now = Instant::now();
+        let (actions, events, leader_known) = {
+            let mut shared = lock(&self.shared);
+            if let Some(input) = input {
+                shared.watcher.handle(input, now);
+            }
+            shared.driver_beat = now;
+            let actions = shared.watcher.take_actions();
+            let events = shared.watcher.take_events();
+            (actions, events, shared.watcher.view(now).leader.is_some())
+        };
+        self.signals.fast.store(!leader_known, Ordering::Relaxed);
+        for action in actions {
+            self.act(action);
+        }
+        for event in events {
+            self.report(event);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Connect { sid, conn, to } => {
+                let (outbox, queue) = mpsc::unbounded_channel();
+                let task = tokio::spawn(connection(
+                    sid,
+                    conn,
+                    to,
+                    self.preamble.clone(),
+                    self.input_tx.clone(),
+                    queue,
+                ));
+                self.metrics.connected();
+                if let Some(old) = self.links.insert(sid, Link { conn, outbox, task }) {
+                    old.task.abort();
+                }
+            }
+            Action::Send { sid, conn, payload } => {
+                if let Some(link) = self.links.get(&sid).filter(|l| l.conn == conn) {
+                    // A task that already ended has reported why; the
+                    // watcher drops its pending poll then.
+                    let _ = link.outbox.send(payload);
+                }
+                self.metrics.poll_sent();
+            }
+            Action::Close { sid, conn } => {
+                if self.links.get(&sid).is_some_and(|l| l.conn == conn)
+                    && let Some(link) = self.links.remove(&sid)
+                {
+                    link.task.abort();
+                }
+            }
+        }
+    }
+
+    /// Log lines for every state change, leader change and member loss.
+    fn report(&self, event: Event) {
+        match event {
+            Event::Connected { sid } => tracing::debug!(myid = sid, "election connection up"),
+            Event::PollSent { sid, bootstrap } => {
+                tracing::trace!(myid = sid, bootstrap, "poll sent");
+            }
+            Event::Reply { sid, vote } => {
+                self.metrics.reply_received();
+                tracing::trace!(myid = sid, ?vote, "reply");
+            }
+            Event::PollError {
+                sid,
+                reason,
+                detail,
+            } => {
+                self.metrics.poll_error(reason);
+                tracing::debug!(myid = sid, reason, detail, "poll error");
+            }
+            Event::Reachable { sid } => tracing::info!(myid = sid, "member reachable"),
+            Event::Unreachable { sid, reason } => {
+                tracing::warn!(myid = sid, reason, "member lost");
+            }
+            Event::StateChanged { sid, from, to } => tracing::info!(
+                myid = sid,
+                from = from.map_or("unknown", |s| s.as_str()),
+                to = to.as_str(),
+                "member state changed"
+            ),
+            Event::Leader(LeaderEvent::Lost { leader, peer_epoch }) => {
+                self.signals.probe_now.notify_one();
+                tracing::warn!(
+                    leader,
+                    peer_epoch,
+                    "leader lost: no quorum-backed leader is known"
+                );
+            }
+            Event::Leader(LeaderEvent::Known {
+                leader,
+                peer_epoch,
+                phase,
+                previous,
+                election,
+                election_duration,
+            }) => {
+                if let Some(duration) = election_duration {
+                    self.metrics.election_finished(duration.as_secs_f64());
+                }
+                tracing::info!(
+                    leader,
+                    peer_epoch,
+                    phase = ?phase,
+                    previous,
+                    election,
+                    election_ms = election_duration.map(|d| d.as_millis() as u64),
+                    "leader known"
+                );
+            }
+            Event::Leader(LeaderEvent::PhaseChanged {
+                leader,
+                peer_epoch,
+                phase,
+            }) => tracing::info!(leader, peer_epoch, phase = ?phase, "leader phase changed"),
+            Event::ConfigAdopted {
+                version,
+                voters,
+                observers,
+            } => tracing::info!(
+                version = %format!("{version:x}"),
+                ?voters,
+                ?observers,
+                "watching the members of a committed config"
+            ),
+            Event::Stopped(error) => {
+                tracing::error!(error = %error, "the election watcher stopped");
+            }
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One election connection: dial, then move frames both ways until either
+/// side ends it.
+async fn connection(
+    sid: i64,
+    conn: u64,
+    to: ElectionAddress,
+    preamble: Preamble,
+    inputs: mpsc::UnboundedSender<Input>,
+    mut outbox: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let link_error =
+        |e: zk_election::transport::TransportError| LinkError::new(e.reason(), e.to_string());
+    let connection = match dial(&to, &preamble, CONNECT_TIMEOUT).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            let _ = inputs.send(Input::ConnectFailed {
+                sid,
+                conn,
+                error: link_error(e),
+            });
+            return;
+        }
+    };
+    let _ = inputs.send(Input::Connected { sid, conn });
+    let (mut reader, mut writer) = connection.split();
+    let error = loop {
+        tokio::select! {
+            frame = reader.recv() => match frame {
+                Ok(payload) => {
+                    if inputs.send(Input::Received { sid, conn, payload }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => break link_error(e),
+            },
+            payload = outbox.recv() => match payload {
+                Some(payload) => {
+                    if let Err(e) = writer.send(&payload).await {
+                        break link_error(e);
+                    }
+                }
+                None => return, // the watcher closed it
+            },
+        }
+    };
+    let _ = inputs.send(Input::Closed { sid, conn, error });
+}

@@ -1,0 +1,358 @@
+//! `zk-sidecar run`: the sidecar beside a real ZooKeeper member. It watches
+//! the ensemble's election as a non-voting participant (spec §5, through
+//! zk-election's sans-IO watcher), probes its own server with four-letter
+//! words, and serves `/livez`, `/readyz`, `/v1/status` and `/metrics`.
+//!
+//! This module owns the start-up checks (what `run` refuses to do, and why)
+//! and wires the three loops together: [`driver`] (election connections),
+//! [`probe`] (the local server) and the HTTP server, which reads what
+//! [`report`] builds from both.
+
+mod driver;
+mod probe;
+mod report;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zk_election::watcher::{Target, Watcher, WatcherConfig};
+use zk_election::wire::ElectionAddress;
+use zk_ensemble::{Myid, Role, ZooCfg};
+
+use crate::config::{self, LoadError};
+use crate::http;
+use crate::metrics::Metrics;
+
+pub(crate) use report::Shared;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The member's zoo.cfg (a dynamicConfigFile it names is followed).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The member's myid file.
+    #[arg(long, value_name = "FILE")]
+    myid_file: PathBuf,
+    /// Where to serve /livez, /readyz, /v1/status and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    listen: SocketAddr,
+    /// The IP address the watcher advertises in its preamble (the pod's IP;
+    /// never dialled). Default: the local member's election host when it is
+    /// an IP address, else none, and the legacy 8-byte preamble is sent.
+    #[arg(long, value_name = "IP", env = "POD_IP")]
+    advertise: Option<IpAddr>,
+    /// Time between two polls of one member (at least 250 ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// Time between two probes of the local server while all is well (it
+    /// is probed every 100 ms while an election runs).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    probe_interval: Duration,
+    /// How long after start /livez passes even if the local server does not
+    /// answer yet.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    startup_grace: Duration,
+    /// /livez fails when the local server has not answered `ruok` for this
+    /// long (after the start-up grace).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    liveness_window: Duration,
+}
+
+/// Why `run` will not start: each names the fix.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Myid(String),
+    #[error(
+        "myid {myid} is not in the server list of {} (listed: {listed}); this sidecar has no member to run beside. Fix the myid file or the config",
+        config.display()
+    )]
+    NotListed {
+        config: PathBuf,
+        myid: Myid,
+        listed: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot watch the ensemble: {0}")]
+    Watcher(#[from] zk_election::watcher::WatcherError),
+    #[error("the local server's client address {0}: {1}")]
+    ClientAddress(String, String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Load(e) => e.exit_code(),
+            RunError::Listen { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The election settings a watcher cannot take part in (spec §2.1, D14): it
+/// speaks neither TLS nor quorum SASL, and must not try plaintext against a
+/// port that expects them.
+pub(crate) fn unsupported_security(cfg: &ZooCfg) -> Option<String> {
+    let on = |key: &str| {
+        cfg.get(key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    if on("sslQuorum") {
+        return Some(
+            "the config sets sslQuorum=true: members speak TLS on their election ports, which the watcher does not (spec §2.1, D14); plaintext polls would fill every member's log with handshake failures. zk-sidecar run does not support TLS quorums yet".to_owned(),
+        );
+    }
+    if on("quorum.auth.enableSasl") {
+        return Some(
+            "the config sets quorum.auth.enableSasl=true: members expect a SASL exchange after the preamble, which the watcher does not speak (spec §2.1, D14). zk-sidecar run does not support quorum SASL".to_owned(),
+        );
+    }
+    None
+}
+
+/// Where the local server takes client connections: its server line's
+/// client host when it names one, else loopback (the sidecar shares the
+/// pod's network namespace).
+pub(crate) fn local_client(cfg: &ZooCfg, myid: Myid) -> Option<(String, u16)> {
+    let server = cfg.server(i64::from(myid))?;
+    let port = server
+        .client
+        .as_ref()
+        .map(|c| c.port)
+        .or_else(|| cfg.static_client_port())?;
+    let host = server
+        .client
+        .as_ref()
+        .and_then(|c| c.host.clone())
+        .or_else(|| cfg.get("clientPortAddress").map(str::to_owned))
+        .filter(|h| !matches!(h.as_str(), "0.0.0.0" | "::" | ""))
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    Some((host, port))
+}
+
+/// The address the preamble advertises: the flag (the pod IP), else the
+/// local member's election host when it is an IP literal (loopback
+/// ensembles), else none (the legacy preamble).
+pub(crate) fn advertised(
+    flag: Option<IpAddr>,
+    cfg: &ZooCfg,
+    myid: Myid,
+) -> Option<ElectionAddress> {
+    let server = cfg.server(i64::from(myid))?;
+    let address = server.addresses.first()?;
+    let ip = flag.or_else(|| address.host.parse().ok())?;
+    Some(ElectionAddress::new(ip.to_string(), address.election_port))
+}
+
+/// Everything `run` needs, checked.
+struct Plan {
+    myid: Myid,
+    role: Role,
+    watcher: Watcher,
+    local_client: SocketAddr,
+}
+
+async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
+    let cfg = config::load(&args.config)?;
+    let myid = Myid::parse_file(&config::read(&args.myid_file)?)
+        .map_err(|e| RunError::Myid(format!("{}: {e}", args.myid_file.display())))?;
+    let Some(server) = cfg.server(i64::from(myid)) else {
+        return Err(RunError::NotListed {
+            config: args.config.clone(),
+            myid,
+            listed: cfg
+                .server_ids()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let role = server.role;
+    if let Some(why) = unsupported_security(&cfg) {
+        return Err(RunError::Unsupported(why));
+    }
+    let config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
+        .with_poll_interval(args.poll_interval);
+    let watcher = Watcher::new(config, Target::all_from(&cfg), now)?;
+    let (host, port) = local_client(&cfg, myid).ok_or_else(|| {
+        RunError::ClientAddress(
+            format!("server.{myid}"),
+            "the config gives it no client port; add ;2181 to its line or set clientPort".into(),
+        )
+    })?;
+    let local_client = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| RunError::ClientAddress(format!("{host}:{port}"), e.to_string()))?
+        .next()
+        .ok_or_else(|| RunError::ClientAddress(format!("{host}:{port}"), "no address".into()))?;
+    Ok(Plan {
+        myid,
+        role,
+        watcher,
+        local_client,
+    })
+}
+
+pub(crate) fn run(args: &RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn serve(args: &RunArgs) -> Result<(), RunError> {
+    let started = Instant::now();
+    let plan = prepare(args, started).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let watcher_config = plan.watcher.config().clone();
+    tracing::info!(
+        myid = plan.myid.get(),
+        role = %plan.role,
+        watcher_sid = watcher_config.sid,
+        preamble = ?watcher_config.preamble,
+        poll_interval_ms = watcher_config.poll_interval.as_millis() as u64,
+        local_client = %plan.local_client,
+        listen = %args.listen,
+        "zk-sidecar run started"
+    );
+    let shared = Arc::new(Mutex::new(Shared::new(
+        plan.myid,
+        plan.role,
+        plan.watcher,
+        report::Liveness {
+            started,
+            startup_grace: args.startup_grace,
+            window: args.liveness_window,
+        },
+    )));
+    let metrics = Arc::new(Metrics::new());
+    let signals = probe::Signals::default();
+    let (local_tx, local_rx) = tokio::sync::watch::channel(None);
+    let probe = probe::Probe {
+        addr: plan.local_client,
+        interval: args.probe_interval,
+        shared: shared.clone(),
+        metrics: metrics.clone(),
+        signals: signals.clone(),
+        local: local_tx,
+    };
+    let driver = driver::Driver::new(shared.clone(), metrics.clone(), signals, local_rx);
+    let health: Arc<dyn http::Health> = Arc::new(report::RunHealth(shared));
+    let router = http::router(health, metrics);
+    let shutdown = shutdown_signal();
+    tokio::select! {
+        () = driver.run() => {}
+        () = probe.run() => {}
+        served = http::serve(listener, router, shutdown) => {
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the HTTP server failed");
+            }
+        }
+    }
+    tracing::info!("zk-sidecar run stopping");
+    Ok(())
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> ZooCfg {
+        ZooCfg::parse(&format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\n{extra}\nserver.1=10.0.0.1:2888:3888:participant;2181\nserver.2=zk-1.zk-headless:2888:3888;10.0.0.2:2182\nserver.3=10.0.0.3:2888:3889\n"
+        ))
+        .unwrap()
+    }
+
+    fn id(n: i64) -> Myid {
+        Myid::new(n).unwrap()
+    }
+
+    #[test]
+    fn tls_and_sasl_quorums_are_refused_with_the_reason() {
+        assert!(unsupported_security(&cfg("")).is_none());
+        assert!(unsupported_security(&cfg("sslQuorum=false")).is_none());
+        let tls = unsupported_security(&cfg("sslQuorum=true")).unwrap();
+        assert!(
+            tls.contains("sslQuorum=true") && tls.contains("D14"),
+            "{tls}"
+        );
+        let sasl = unsupported_security(&cfg("quorum.auth.enableSasl=TRUE")).unwrap();
+        assert!(sasl.contains("SASL"), "{sasl}");
+    }
+
+    #[test]
+    fn the_local_client_address_is_loopback_unless_the_line_names_a_host() {
+        let c = cfg("clientPort=2181");
+        assert_eq!(local_client(&c, id(1)), Some(("127.0.0.1".into(), 2181)));
+        assert_eq!(local_client(&c, id(2)), Some(("10.0.0.2".into(), 2182)));
+        assert_eq!(local_client(&c, id(3)), Some(("127.0.0.1".into(), 2181)));
+        assert_eq!(local_client(&cfg(""), id(3)), None);
+        assert_eq!(local_client(&c, id(9)), None);
+        let bound = cfg("clientPort=2181\nclientPortAddress=10.9.9.9");
+        assert_eq!(local_client(&bound, id(3)), Some(("10.9.9.9".into(), 2181)));
+    }
+
+    #[test]
+    fn the_preamble_advertises_an_ip_literal_or_nothing() {
+        let c = cfg("");
+        let pod_ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(
+            advertised(Some(pod_ip), &c, id(2)),
+            Some(ElectionAddress::new("10.1.2.3", 3888))
+        );
+        assert_eq!(
+            advertised(None, &c, id(3)),
+            Some(ElectionAddress::new("10.0.0.3", 3889))
+        );
+        // A host name is never advertised: the legacy preamble is used.
+        assert_eq!(advertised(None, &c, id(2)), None);
+    }
+}
