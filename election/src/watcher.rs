@@ -28,12 +28,13 @@ use std::time::{Duration, Instant};
 use zk_ensemble::{Myid, Role, ZooCfg};
 
 use crate::config::QuorumConfig;
+use crate::quorum::Verifiers;
 use crate::wire::{
     ElectionAddress, EncodeError, Notification, Preamble, ServerState, watcher_bootstrap,
     watcher_echo,
 };
 
-pub use leader::{Conclusion, QuorumRule, Vote, conclude};
+pub use leader::{Conclusion, Vote, conclude};
 pub use schedule::{MAX_REPOLL_SPACING, MIN_POLL_INTERVAL};
 pub use tracker::{LeaderEvent, Leadership, Phase};
 
@@ -148,8 +149,8 @@ pub enum WatcherError {
     Preamble(#[from] EncodeError),
     #[error("the preamble's sid {preamble} differs from the watcher's sid {sid}")]
     PreambleSid { sid: i64, preamble: i64 },
-    #[error("the config lists no members to watch")]
-    NoMembers,
+    #[error("the config lists no voters to watch")]
+    NoVoters,
 }
 
 /// Why a connection failed or ended: a bounded `reason` (for metrics) and
@@ -376,7 +377,8 @@ pub struct View {
 pub struct Watcher {
     config: WatcherConfig,
     members: BTreeMap<i64, Member>,
-    voters: BTreeSet<i64>,
+    /// The quorum rule of the newest committed config seen.
+    verifiers: Verifiers,
     config_version: Option<u64>,
     local: Option<LocalServer>,
     tracker: tracker::Tracker,
@@ -390,13 +392,15 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `targets` (from the member's own config file). Refuses a
-    /// sid that breaks §5.1 and a preamble that could hurt a member (D4).
+    /// A watcher of the members of `initial` (the member's own config
+    /// file). Refuses a sid that breaks §5.1 and a preamble that could hurt a
+    /// member (D4).
     pub fn new(
         config: WatcherConfig,
-        targets: Vec<Target>,
+        initial: &QuorumConfig,
         now: Instant,
     ) -> Result<Watcher, WatcherError> {
+        let targets = Target::all_from(&initial.servers);
         if config.sid < 0 || config.sid == i64::MAX {
             return Err(WatcherError::BadSid(config.sid));
         }
@@ -406,8 +410,8 @@ impl Watcher {
                 preamble: config.preamble.sid(),
             });
         }
-        if targets.is_empty() {
-            return Err(WatcherError::NoMembers);
+        if initial.voters.is_empty() || targets.is_empty() {
+            return Err(WatcherError::NoVoters);
         }
         check_sid(config.sid, targets.iter().map(|t| t.sid), None)?;
         if let Preamble::V1 { address, .. } = &config.preamble
@@ -418,11 +422,6 @@ impl Watcher {
         // Encoded once here so that a preamble that could hurt a member
         // (D4, D9, D10) stops the watcher before any connection is made.
         config.preamble.encode()?;
-        let voters = targets
-            .iter()
-            .filter(|t| t.role == Role::Voter)
-            .map(|t| t.sid)
-            .collect();
         let members = targets
             .into_iter()
             .map(|t| (t.sid, Member::new(t, now)))
@@ -431,7 +430,7 @@ impl Watcher {
         let mut watcher = Watcher {
             config,
             members,
-            voters,
+            verifiers: Verifiers::new(initial.quorum.clone(), initial.version),
             config_version: None,
             local: None,
             tracker: tracker::Tracker::default(),
@@ -561,7 +560,7 @@ impl Watcher {
                     },
                 })
                 .collect(),
-            voters: self.voters.clone(),
+            voters: self.verifiers.voters(),
             config_version: self.config_version,
             elections: self.tracker.elections,
             leader_changes: self.tracker.leader_changes,
@@ -689,7 +688,7 @@ impl Watcher {
             return;
         }
         self.config_version = Some(config.version);
-        self.voters = config.voters.clone();
+        self.verifiers = Verifiers::new(config.quorum.clone(), config.version);
         let listed: BTreeSet<i64> = targets.iter().map(|t| t.sid).collect();
         let gone: Vec<i64> = self
             .members
@@ -865,8 +864,7 @@ impl Watcher {
                 });
             }
         }
-        let rule = QuorumRule::majority(self.voters.clone());
-        self.conclusion = conclude(&replies, &rule);
+        self.conclusion = conclude(&replies, &self.verifiers);
         if let Some(event) = self.tracker.update(&self.conclusion, now) {
             self.events.push(Event::Leader(event));
         }

@@ -61,3 +61,29 @@ pub(crate) fn load(path: &Path) -> Result<ZooCfg, LoadError> {
     }
     Ok(cfg)
 }
+
+/// The config version ZooKeeper gives a dynamic config file: the hex after
+/// the last `.` of its name (`zoo.cfg.dynamic.100000000`), as
+/// `QuorumPeerConfig.getVersionFromFilename`; 0 for a static config.
+pub(crate) fn config_version(cfg: &ZooCfg) -> u64 {
+    cfg.dynamic_config_file()
+        .and_then(|path| path.rsplit_once('.'))
+        .and_then(|(_, hex)| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_dynamic_files_suffix() {
+        let version = |text: &str| config_version(&ZooCfg::parse(text).unwrap());
+        assert_eq!(
+            version("dynamicConfigFile=/conf/zoo.cfg.dynamic.100000000"),
+            0x1_0000_0000
+        );
+        assert_eq!(version("dynamicConfigFile=zoo.cfg.dynamic"), 0);
+        assert_eq!(version("tickTime=2000"), 0);
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::quorum::Verifiers;
 use crate::wire::ServerState;
 
 /// The fields of one member's latest reply that the rule reads.
@@ -15,37 +16,6 @@ pub struct Vote {
     pub leader: i64,
     pub peer_epoch: i64,
     pub election_epoch: i64,
-}
-
-/// Which sets of sids are quorums: every voter set listed must be satisfied
-/// by majority (the committed config, and a newer pending one when known).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuorumRule {
-    pub voter_sets: Vec<BTreeSet<i64>>,
-}
-
-impl QuorumRule {
-    pub fn majority(voters: BTreeSet<i64>) -> QuorumRule {
-        QuorumRule {
-            voter_sets: vec![voters],
-        }
-    }
-
-    /// Whether `sids` (any sids; non-voters are ignored) form a quorum.
-    pub fn is_quorum(&self, sids: &BTreeSet<i64>) -> bool {
-        !self.voter_sets.is_empty()
-            && self.voter_sets.iter().all(|voters| {
-                let present = voters.intersection(sids).count();
-                zk_ensemble::quorum::is_quorum(
-                    u32::try_from(present).unwrap_or(u32::MAX),
-                    u32::try_from(voters.len()).unwrap_or(u32::MAX),
-                )
-            })
-    }
-
-    pub fn is_voter(&self, sid: i64) -> bool {
-        self.voter_sets.iter().any(|v| v.contains(&sid))
-    }
 }
 
 /// What the replies say about leadership.
@@ -87,7 +57,7 @@ fn settled_behind(vote: &Vote, leader: i64) -> bool {
 /// LOOKING replies never count (their vote fields are stale, §3.7). A
 /// member that says LEADING without a quorum behind it in its epoch is a
 /// stale, partitioned leader and is not trusted.
-pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &QuorumRule) -> Conclusion {
+pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &Verifiers) -> Conclusion {
     let candidates: Vec<(i64, i64)> = replies
         .iter()
         .filter(|(sid, v)| v.state == ServerState::Leading && v.leader == **sid)
@@ -101,7 +71,7 @@ pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &QuorumRule) -> Conclusion 
             .collect()
     };
     for (leader, epoch) in &candidates {
-        if rule.is_quorum(&backing(*leader, Some(*epoch))) {
+        if rule.has_all_quorums(&backing(*leader, Some(*epoch))) {
             return Conclusion::Leader {
                 leader: *leader,
                 peer_epoch: *epoch,
@@ -110,7 +80,7 @@ pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &QuorumRule) -> Conclusion 
         }
     }
     for (leader, epoch) in &candidates {
-        if rule.is_quorum(&backing(*leader, None)) {
+        if rule.has_all_quorums(&backing(*leader, None)) {
             return Conclusion::Leader {
                 leader: *leader,
                 peer_epoch: *epoch,
@@ -131,7 +101,7 @@ pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &QuorumRule) -> Conclusion 
     }
     Conclusion::NoLeader {
         election_round: looking.values().map(|v| v.election_epoch).max(),
-        looking_quorum: rule.is_quorum(&looking.keys().copied().collect()),
+        looking_quorum: rule.has_all_quorums(&looking.keys().copied().collect()),
         looking_peer_epoch: looking.values().map(|v| v.peer_epoch).max(),
         followers_believe: believed
             .into_iter()
@@ -143,6 +113,7 @@ pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &QuorumRule) -> Conclusion 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quorum::QuorumVerifier;
     use ServerState::{Following as F, Leading as L, Looking as K};
 
     fn replies(votes: &[(i64, ServerState, i64, i64, i64)]) -> BTreeMap<i64, Vote> {
@@ -162,8 +133,8 @@ mod tests {
             .collect()
     }
 
-    fn three() -> QuorumRule {
-        QuorumRule::majority(BTreeSet::from([1, 2, 3]))
+    fn three() -> Verifiers {
+        Verifiers::new(QuorumVerifier::majority([1, 2, 3]), 0)
     }
 
     fn leader(leader: i64, peer_epoch: i64, establishing: bool) -> Conclusion {
@@ -261,14 +232,28 @@ mod tests {
 
     #[test]
     fn a_pending_config_must_be_satisfied_too() {
-        // §9.4: committed {1,2,3}, pending {1,2,3,4,5}: {1,2} is a quorum of
-        // the committed config only.
-        let rule = QuorumRule {
-            voter_sets: vec![BTreeSet::from([1, 2, 3]), BTreeSet::from([1, 2, 3, 4, 5])],
-        };
-        assert!(!rule.is_quorum(&BTreeSet::from([1, 2])));
-        assert!(rule.is_quorum(&BTreeSet::from([1, 2, 4])));
-        assert!(!QuorumRule { voter_sets: vec![] }.is_quorum(&BTreeSet::from([1])));
+        // §9.4: committed {1,2,3}, pending {1,2,3,4,5}: 1 and 2 following 2
+        // are a quorum of the committed config only.
+        let mut rule = three();
+        rule.pending = Some((QuorumVerifier::majority(1..=5), 1));
+        let r = replies(&[(1, F, 2, 1, 1), (2, L, 2, 1, 1)]);
+        assert!(matches!(conclude(&r, &rule), Conclusion::NoLeader { .. }));
+        let r = replies(&[(1, F, 2, 1, 1), (2, L, 2, 1, 1), (4, F, 2, 1, 1)]);
+        assert_eq!(conclude(&r, &rule), leader(2, 1, false));
+    }
+
+    #[test]
+    fn hierarchical_quorums_weigh_their_groups() {
+        let cfg = crate::config::QuorumConfig::parse(
+            b"server.1=a:1:2:participant\nserver.2=b:1:2:participant\nserver.3=c:1:2:participant\ngroup.1=1:2:3\nweight.1=2\nweight.2=1\nweight.3=1\nversion=0",
+        )
+        .unwrap();
+        let rule = Verifiers::new(cfg.quorum, 0);
+        // 2 and 3 weigh 2 of 4: not more than half.
+        let r = replies(&[(2, F, 3, 1, 1), (3, L, 3, 1, 1)]);
+        assert!(matches!(conclude(&r, &rule), Conclusion::NoLeader { .. }));
+        let r = replies(&[(1, F, 3, 1, 1), (3, L, 3, 1, 1)]);
+        assert_eq!(conclude(&r, &rule), leader(3, 1, false));
     }
 
     #[test]

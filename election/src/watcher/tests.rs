@@ -83,19 +83,9 @@ fn ensemble() -> BTreeMap<i64, Fake> {
         .collect()
 }
 
-fn targets(sids: &[i64]) -> Vec<Target> {
-    sids.iter()
-        .map(|sid| Target {
-            sid: *sid,
-            host: format!("127.0.0.{sid}"),
-            election_port: 3888,
-            role: if *sid >= 128 {
-                Role::Observer
-            } else {
-                Role::Voter
-            },
-        })
-        .collect()
+/// The config file of an ensemble with these members.
+fn initial(sids: &[i64]) -> QuorumConfig {
+    QuorumConfig::parse(&config_text(sids, "0", 0)).unwrap()
 }
 
 fn myid(id: i64) -> Myid {
@@ -124,7 +114,7 @@ impl Sim {
     fn new(fakes: BTreeMap<i64, Fake>, config: WatcherConfig) -> Sim {
         let now = Instant::now();
         let sids: Vec<i64> = fakes.keys().copied().collect();
-        let w = Watcher::new(config, targets(&sids), now).unwrap();
+        let w = Watcher::new(config, &initial(&sids), now).unwrap();
         let mut sim = Sim {
             w,
             now,
@@ -547,19 +537,15 @@ fn a_config_that_lists_the_watchers_sid_stops_it() {
 fn refuses_to_start_with_a_sid_or_preamble_that_could_hurt_a_member() {
     let now = Instant::now();
     let watcher_sid = crate::watcher_sid(myid(1));
-    let mut colliding = targets(&[1, 2]);
-    colliding[1].sid = watcher_sid;
     assert_eq!(
-        Watcher::new(config(), colliding, now).unwrap_err(),
+        Watcher::new(config(), &initial(&[1, 2, watcher_sid]), now).unwrap_err(),
         WatcherError::SidCollision {
             sid: watcher_sid,
             version: None
         }
     );
-    let mut above = targets(&[1]);
-    above[0].sid = watcher_sid + 1;
     assert!(matches!(
-        Watcher::new(config(), above, now),
+        Watcher::new(config(), &initial(&[1, watcher_sid + 1]), now),
         Err(WatcherError::SidNotAbove { .. })
     ));
     let named = WatcherConfig::new(
@@ -567,19 +553,20 @@ fn refuses_to_start_with_a_sid_or_preamble_that_could_hurt_a_member() {
         Some(ElectionAddress::new("zk-0.zk-headless", 3888)),
     );
     assert!(matches!(
-        Watcher::new(named, targets(&[1]), now),
+        Watcher::new(named, &initial(&[1]), now),
         Err(WatcherError::NotIpLiteral(_))
     ));
+    let observers_only = QuorumConfig::parse(b"server.128=a:1:2:observer\nversion=0").unwrap();
     assert_eq!(
-        Watcher::new(config(), vec![], now).unwrap_err(),
-        WatcherError::NoMembers
+        Watcher::new(config(), &observers_only, now).unwrap_err(),
+        WatcherError::NoVoters
     );
     let legacy = WatcherConfig::new(myid(3), None);
     assert_eq!(
         legacy.preamble.encode().unwrap(),
         0x4000_0000_0000_0003i64.to_be_bytes().to_vec()
     );
-    let mut w = Watcher::new(legacy, targets(&[1]), now).unwrap();
+    let mut w = Watcher::new(legacy, &initial(&[1]), now).unwrap();
     assert!(matches!(
         w.take_actions()[..],
         [Action::Connect {
@@ -605,6 +592,7 @@ fn observers_are_polled_and_shown_but_never_counted() {
     for sid in 1..=3 {
         fakes.get_mut(&sid).unwrap().config = config_text(&[1, 2, 3, 128], "0", sid);
     }
+    // The watcher starts from a config file that has the observer too.
     fakes.insert(
         128,
         Fake {

@@ -49,11 +49,15 @@ fn sidecar(myid: u64, state: MemberState, leader: Option<u64>, epoch: i64) -> Si
         peer_epoch: leader.map(|_| epoch),
         election_epoch: None,
         zxid: None,
+        serving: None,
         quorum: QuorumStatus::default(),
         members: Vec::new(),
         leader_since: None,
         elections: 0,
+        leader_changes: 0,
         config_version: None,
+        election: None,
+        error: None,
     }
 }
 

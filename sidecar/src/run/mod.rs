@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zk_election::watcher::{Target, Watcher, WatcherConfig};
+use zk_election::config::QuorumConfig;
+use zk_election::watcher::{Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
 use zk_ensemble::{Myid, Role, ZooCfg};
 
@@ -186,7 +187,9 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
     }
     let config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
         .with_poll_interval(args.poll_interval);
-    let watcher = Watcher::new(config, Target::all_from(&cfg), now)?;
+    let initial = QuorumConfig::from_zoo_cfg(&cfg, config::config_version(&cfg))
+        .map_err(|e| RunError::Unsupported(format!("{}: {e}", args.config.display())))?;
+    let watcher = Watcher::new(config, &initial, now)?;
     let (host, port) = local_client(&cfg, myid).ok_or_else(|| {
         RunError::ClientAddress(
             format!("server.{myid}"),

@@ -516,13 +516,10 @@ mod tests {
     fn liveness_has_a_grace_and_ignores_elections() {
         let now = Instant::now();
         let config = zk_election::watcher::WatcherConfig::new(myid(1), None);
-        let targets = vec![Target {
-            sid: 1,
-            host: "127.0.0.1".into(),
-            election_port: 3888,
-            role: Role::Voter,
-        }];
-        let watcher = Watcher::new(config, targets, now).unwrap();
+        let initial =
+            zk_election::config::QuorumConfig::parse(b"server.1=127.0.0.1:2888:3888:participant")
+                .unwrap();
+        let watcher = Watcher::new(config, &initial, now).unwrap();
         let liveness = Liveness {
             started: now,
             startup_grace: Duration::from_secs(60),
