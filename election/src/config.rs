@@ -113,6 +113,29 @@ impl QuorumConfig {
     }
 }
 
+/// The election-port security a zk-election peer or watcher cannot take
+/// part in (spec §2.1, D14): TLS (`sslQuorum=true`) and quorum SASL
+/// (`quorum.auth.enableSasl=true`). Plaintext against such a port would only
+/// fill every member's log with handshake failures, so callers refuse to
+/// start; the message names the key and the reason.
+pub fn unsupported_security(cfg: &ZooCfg) -> Option<String> {
+    let on = |key: &str| {
+        cfg.get(key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    if on("sslQuorum") {
+        return Some(
+            "the config sets sslQuorum=true: members speak TLS on their election ports, which zk-sidecar does not (spec §2.1, D14); plaintext would fill every member's log with handshake failures. TLS quorums are not supported yet".to_owned(),
+        );
+    }
+    if on("quorum.auth.enableSasl") {
+        return Some(
+            "the config sets quorum.auth.enableSasl=true: members expect a SASL exchange after the preamble, which zk-sidecar does not speak (spec §2.1, D14); quorum SASL is not supported".to_owned(),
+        );
+    }
+    None
+}
+
 /// `QuorumHierarchical`'s reading of `group.<gid>=a:b:c` and
 /// `weight.<sid>=w`: groups are disjoint, every voter is in one, and a voter
 /// without a weight line weighs 1.
@@ -209,6 +232,20 @@ mod tests {
             QuorumConfig::parse(twice),
             Err(ConfigError::Hierarchical(_))
         ));
+    }
+
+    #[test]
+    fn tls_and_sasl_quorums_are_named() {
+        let cfg = |text: &str| ZooCfg::parse(text).unwrap();
+        assert_eq!(unsupported_security(&cfg("sslQuorum=false")), None);
+        assert_eq!(unsupported_security(&cfg("portUnification=true")), None);
+        let tls = unsupported_security(&cfg("sslQuorum=true")).unwrap();
+        assert!(
+            tls.contains("sslQuorum=true") && tls.contains("D14"),
+            "{tls}"
+        );
+        let sasl = unsupported_security(&cfg("quorum.auth.enableSasl=TRUE")).unwrap();
+        assert!(sasl.contains("SASL"), "{sasl}");
     }
 
     #[test]

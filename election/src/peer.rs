@@ -16,19 +16,11 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use zk_ensemble::ZooCfg;
 
-use crate::config::{ConfigError, QuorumConfig};
+use crate::config::{ConfigError, QuorumConfig, unsupported_security};
 use crate::fle::{Action, Decision, Election, Event, Settings};
 use crate::quorum::Verifiers;
 use crate::transport::{Mesh, MeshConfig, MeshEvent};
 use crate::wire::{ElectionAddress, ServerState};
-
-/// Settings a Rust peer refuses: the election port would speak TLS or SASL,
-/// which it does not (§2.1, D14).
-const UNSUPPORTED: [(&str, &str); 3] = [
-    ("sslQuorum", "TLS on the election port"),
-    ("portUnification", "TLS on the election port"),
-    ("quorum.auth.enableSasl", "quorum SASL authentication"),
-];
 
 /// ZooKeeper's default `tickTime` when the config names none (ms).
 const DEFAULT_TICK_TIME_MS: u64 = 3000;
@@ -42,12 +34,8 @@ pub enum PeerConfigError {
         "myid {0} is not in the config's server list; add a server.{0}=host:quorumPort:electionPort line"
     )]
     NotListed(i64),
-    #[error("{key}={value} asks for {what}, which zk-sidecar vote does not speak; remove it")]
-    Unsupported {
-        key: &'static str,
-        value: String,
-        what: &'static str,
-    },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("`{key}` is {value:?}; it must be a positive whole number")]
     BadNumber { key: &'static str, value: String },
     #[error("the config's server lines: {0}")]
@@ -81,16 +69,8 @@ impl PeerConfig {
         zxid: i64,
         peer_epoch: i64,
     ) -> Result<PeerConfig, PeerConfigError> {
-        for (key, what) in UNSUPPORTED {
-            if let Some(value) = cfg.get(key)
-                && value.eq_ignore_ascii_case("true")
-            {
-                return Err(PeerConfigError::Unsupported {
-                    key,
-                    value: value.to_owned(),
-                    what,
-                });
-            }
+        if let Some(why) = unsupported_security(cfg) {
+            return Err(PeerConfigError::Unsupported(why));
         }
         let number = |key: &'static str, default: u64| match cfg.get(key) {
             None => Ok(default),

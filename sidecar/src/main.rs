@@ -10,6 +10,7 @@ mod init;
 mod logging;
 mod metrics;
 mod run;
+mod vote;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Watch the ensemble's election beside a real member and serve
     /// /livez, /readyz, /v1/status and /metrics.
     Run(run::RunArgs),
+    /// Take part in the election as a voting Rust peer on this member's
+    /// election port, and serve /livez, /readyz, /v1/status and /metrics.
+    Vote(vote::VoteArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,10 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             logging::init(cli.log_format);
             run::run(&args)
+        }
+        Command::Vote(args) => {
+            logging::init(cli.log_format);
+            vote::run(&args)
         }
     }
 }

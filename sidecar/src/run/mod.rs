@@ -102,26 +102,7 @@ impl RunError {
     }
 }
 
-/// The election settings a watcher cannot take part in (spec §2.1, D14): it
-/// speaks neither TLS nor quorum SASL, and must not try plaintext against a
-/// port that expects them.
-pub(crate) fn unsupported_security(cfg: &ZooCfg) -> Option<String> {
-    let on = |key: &str| {
-        cfg.get(key)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-    };
-    if on("sslQuorum") {
-        return Some(
-            "the config sets sslQuorum=true: members speak TLS on their election ports, which the watcher does not (spec §2.1, D14); plaintext polls would fill every member's log with handshake failures. zk-sidecar run does not support TLS quorums yet".to_owned(),
-        );
-    }
-    if on("quorum.auth.enableSasl") {
-        return Some(
-            "the config sets quorum.auth.enableSasl=true: members expect a SASL exchange after the preamble, which the watcher does not speak (spec §2.1, D14). zk-sidecar run does not support quorum SASL".to_owned(),
-        );
-    }
-    None
-}
+pub(crate) use zk_election::config::unsupported_security;
 
 /// Where the local server takes client connections: its server line's
 /// client host when it names one, else loopback (the sidecar shares the

@@ -1,5 +1,6 @@
-//! `zk-sidecar run` beside the members of a [`LoopbackEnsemble`], and a
-//! small HTTP client for its endpoints.
+//! `zk-sidecar run` beside the members of a [`LoopbackEnsemble`] (or
+//! `zk-sidecar vote` in place of members), and a small HTTP client for its
+//! endpoints.
 //!
 //! ```no_run
 //! # async fn demo(binary: &std::path::Path) {
@@ -84,6 +85,18 @@ impl LoopbackEnsemble {
     /// file, listening on [`LoopbackEnsemble::sidecar_addr`]. `extra` is
     /// appended to the `run` arguments (for example `--poll-interval`).
     pub fn start_sidecar(&mut self, binary: &Path, myid: Myid, extra: &[&str]) {
+        self.spawn_sidecar(binary, "run", myid, extra);
+    }
+
+    /// Starts `zk-sidecar vote` as member `myid` (a voting Rust peer on that
+    /// member's election port, so its server must not run), on the member's
+    /// config and myid file, listening on [`LoopbackEnsemble::sidecar_addr`].
+    /// It is stopped, logged and reported like a `run` sidecar.
+    pub fn start_vote(&mut self, binary: &Path, myid: Myid, extra: &[&str]) {
+        self.spawn_sidecar(binary, "vote", myid, extra);
+    }
+
+    fn spawn_sidecar(&mut self, binary: &Path, mode: &str, myid: Myid, extra: &[&str]) {
         self.stop_sidecar(myid);
         let log_path = self.sidecar_log_path(myid);
         let log = fs::OpenOptions::new()
@@ -92,7 +105,7 @@ impl LoopbackEnsemble {
             .open(&log_path)
             .expect("open the sidecar log");
         let child = Command::new(binary)
-            .args(["--log-format", "text", "run", "--config"])
+            .args(["--log-format", "text", mode, "--config"])
             .arg(self.config_path(myid))
             .arg("--myid-file")
             .arg(self.data_dir(myid).join("myid"))
