@@ -1,15 +1,22 @@
-//! Rust election code against real ZooKeeper 3.8 servers on loopback: a Rust
-//! voter standing in for one member of a 3-voter ensemble counts in a real
-//! server's election, both when its vote wins and when it supports the real
-//! server's; and nothing it sends makes a real server log harm (§6).
+//! Rust election code against real ZooKeeper 3.8 servers on loopback: the
+//! watcher profile's bytes (§5.3, through this crate's dial primitive and
+//! codec) learn what `srvr` says; a Rust voter standing in for one member of
+//! a 3-voter ensemble counts in a real server's election, both when its vote
+//! wins and when it supports the real server's; and nothing we send makes a
+//! real server log harm (§6). (`zk-sidecar run`'s own tests cover the full
+//! watcher, with its state machine, against real servers.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use zk_election::peer::{self, Change, PeerConfig, PeerStatus};
-use zk_election::wire::ServerState;
+use zk_election::transport::{self, Connection};
+use zk_election::wire::{
+    ElectionAddress, Notification, Preamble, ServerState, watcher_bootstrap, watcher_echo,
+};
 use zk_ensemble::{Myid, ZooCfg};
+use zk_process::Mode;
 use zk_testkit::{LoopbackEnsemble, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -81,15 +88,91 @@ fn notifications_from(ensemble: &LoopbackEnsemble, id: i64, sid: i64) -> Vec<Str
         .collect()
 }
 
-/// Beyond the watcher's harm list: a voter never sends an old message
-/// form, and never a config with a higher version (D1).
+/// Beyond the watcher's harm list: a voter never sends an old message form
+/// (the watcher's 40-byte bootstrap is one, on purpose), and never a config
+/// with a higher version (D1).
 const VOTER_HARM: [&str; 2] = ["Backward compatibility mode", "Received version:"];
 
-fn assert_no_harm(ensemble: &LoopbackEnsemble) {
+fn assert_no_harm(ensemble: &LoopbackEnsemble, extra: &[&str]) {
     let harm = ensemble.log_lines_containing(&zk_testkit::HARM);
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
-    let harm = ensemble.log_lines_containing(&VOTER_HARM);
+    let harm = ensemble.log_lines_containing(extra);
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
+}
+
+/// One poll of the watcher profile: the 40-byte bootstrap on a fresh
+/// connection, else the echo of the member's own last config.
+async fn poll(connection: &mut Connection, last: Option<&Notification>) -> Notification {
+    let poll = match last.and_then(|n| n.config.as_deref()) {
+        Some(config) => watcher_echo(0, config).unwrap(),
+        None => watcher_bootstrap(0),
+    };
+    connection.send(&poll).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connection.recv_notification())
+        .await
+        .expect("a reply within 5 s")
+        .unwrap()
+        .unwrap()
+}
+
+/// A watcher (sid 2^62 + 9, V1 preamble, bootstrap then echoes) sees every
+/// member's state, leader and peer epoch as `srvr` has them.
+#[tokio::test]
+async fn the_watcher_profile_learns_what_srvr_says() {
+    let Some(zk) = zk_testkit::zookeeper() else {
+        return;
+    };
+    let mut ensemble = LoopbackEnsemble::new(&zk, 3, 0);
+    ensemble.start_all();
+    let leader = ensemble.wait_for_leader(WAIT).await;
+    let preamble = Preamble::V1 {
+        sid: zk_election::watcher_sid(myid(9)),
+        address: ElectionAddress::new("127.0.0.1", 3888),
+    };
+    let mut connections = Vec::new();
+    for id in ensemble.myids() {
+        let address = ensemble.election_addr(id);
+        let to = ElectionAddress::new(address.ip().to_string(), address.port());
+        let connection = transport::dial(&to, &preamble, transport::CONNECT_TIMEOUT)
+            .await
+            .unwrap();
+        connections.push((id, connection, None::<Notification>));
+    }
+    let connections = Arc::new(tokio::sync::Mutex::new(connections));
+    let ensemble = &ensemble;
+    eventually("every member's reply to agree with srvr", WAIT, || {
+        let connections = connections.clone();
+        async move {
+            // The epoch the leader leads in, once established (§3.7).
+            let srvr = ensemble.srvr(leader).await.map_err(|e| e.to_string())?;
+            let epoch = srvr.zxid >> 32;
+            let mut wrong = Vec::new();
+            for (id, connection, last) in connections.lock().await.iter_mut() {
+                let reply = poll(connection, last.as_ref()).await;
+                let mode = ensemble.srvr(*id).await.map_err(|e| e.to_string())?.mode;
+                let state = match mode {
+                    Mode::Leader => ServerState::Leading,
+                    _ => ServerState::Following,
+                };
+                let seen = (reply.state, reply.leader, reply.peer_epoch);
+                if seen != (state, i64::from(leader), epoch) {
+                    wrong.push(format!(
+                        "member {id}: {seen:?}, srvr {mode:?} epoch {epoch}"
+                    ));
+                }
+                *last = Some(reply);
+            }
+            if wrong.is_empty() {
+                Ok(())
+            } else {
+                // The next poll of a member comes no sooner than 250 ms (D11).
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                Err(wrong.join("; "))
+            }
+        }
+    })
+    .await;
+    assert_no_harm(ensemble, &["Received version:"]);
 }
 
 /// Member 1 is stopped, member 2 is real, member 3 is us. Our vote (3) beats
@@ -117,7 +200,7 @@ async fn a_real_server_follows_the_rust_voter_whose_vote_wins() {
             .ok_or_else(|| format!("{:?}", rust.seen.lock().unwrap().last()))
     })
     .await;
-    assert_no_harm(&ensemble);
+    assert_no_harm(&ensemble, &VOTER_HARM);
 }
 
 /// Member 3 is stopped, member 2 is real, member 1 is us. 2's vote beats
@@ -147,5 +230,5 @@ async fn a_real_server_leads_with_the_rust_voters_support() {
     .await;
     // Let our follower polls reach the real leader for a few ticks.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_no_harm(&ensemble);
+    assert_no_harm(&ensemble, &VOTER_HARM);
 }
