@@ -85,10 +85,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Crd => match crd::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
+            Ok(yaml) => emit(&yaml),
             Err(e) => fail(&format!("cannot write the CRD as YAML: {e}")),
         },
         Command::Render(args) => render_file(&args),
@@ -125,10 +122,7 @@ fn render_file(args: &RenderArgs) -> ExitCode {
         }
     };
     match render::render_yaml(&build::children(&validated)) {
-        Ok(yaml) => {
-            print!("{yaml}");
-            ExitCode::SUCCESS
-        }
+        Ok(yaml) => emit(&yaml),
         Err(e) => fail(&format!("cannot write the objects as YAML: {e}")),
     }
 }
@@ -160,6 +154,18 @@ fn run(args: RunArgs) -> ExitCode {
     match runtime.block_on(zk_operator::run::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an
+/// error worth a message.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write to standard output: {e}")),
     }
 }
 

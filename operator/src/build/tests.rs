@@ -134,13 +134,18 @@ fn containers_run_the_agreed_commands() {
             .join(" "),
         "zkServer.sh start-foreground /conf/zoo.cfg"
     );
+    let sidecar = container(spec, SIDECAR_CONTAINER);
     assert_eq!(
-        container(spec, SIDECAR_CONTAINER)
-            .command
-            .as_ref()
-            .unwrap()
-            .join(" "),
+        sidecar.command.as_ref().unwrap().join(" "),
         "zk-sidecar run --config /conf/zoo.cfg --myid-file /data/myid --listen 0.0.0.0:8081"
+    );
+    // `--advertise` defaults to $POD_IP.
+    let pod_ip = &sidecar.env.as_ref().unwrap()[0];
+    assert_eq!(pod_ip.name, "POD_IP");
+    let source = pod_ip.value_from.as_ref().unwrap();
+    assert_eq!(
+        source.field_ref.as_ref().unwrap().field_path,
+        "status.podIP"
     );
 }
 

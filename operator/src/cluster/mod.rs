@@ -28,7 +28,7 @@ use crate::crd::{
 };
 
 pub use parse::{ParseError, parse_cluster};
-pub use quantity::is_quantity;
+pub use quantity::{is_quantity, quantity_value, same_quantity};
 
 /// What the operator was started with and a cluster may leave unset.
 #[derive(Debug, Clone, PartialEq, Eq)]

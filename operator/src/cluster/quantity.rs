@@ -19,6 +19,55 @@ pub fn is_quantity(text: &str) -> bool {
     is_number(number) && is_suffix(suffix)
 }
 
+/// The value a quantity stands for (`1.5Gi` → 1610612736), for comparing a
+/// quantity zookube sent with the canonical form the API server stores.
+pub fn quantity_value(text: &str) -> Option<f64> {
+    if !is_quantity(text) {
+        return None;
+    }
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let number_end = unsigned
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_end);
+    let number: f64 = if number.ends_with('.') {
+        number.trim_end_matches('.').parse().ok()?
+    } else if number.starts_with('.') {
+        format!("0{number}").parse().ok()?
+    } else {
+        number.parse().ok()?
+    };
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent => 10f64.powi(exponent[1..].parse().ok()?),
+    };
+    Some(sign * number * scale)
+}
+
+/// Whether two quantities stand for the same value (`1.5Gi` and `1536Mi`).
+pub fn same_quantity(a: &str, b: &str) -> bool {
+    match (quantity_value(a), quantity_value(b)) {
+        (Some(x), Some(y)) => x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-12,
+        _ => false,
+    }
+}
+
 fn is_number(number: &str) -> bool {
     let mut parts = number.splitn(2, '.');
     let whole = parts.next().unwrap_or_default();
@@ -56,6 +105,22 @@ mod tests {
         ] {
             assert!(is_quantity(q), "{q} is a quantity");
         }
+    }
+
+    #[test]
+    fn canonical_forms_have_the_same_value() {
+        use super::same_quantity;
+        for (sent, stored) in [
+            ("1.5Gi", "1536Mi"),
+            ("0.5", "500m"),
+            ("1000Mi", "1000Mi"),
+            ("1e3", "1k"),
+            ("2048Ki", "2Mi"),
+        ] {
+            assert!(same_quantity(sent, stored), "{sent} = {stored}");
+        }
+        assert!(!same_quantity("1Gi", "1G"));
+        assert!(!same_quantity("1Gi", "big"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::build::APPLIED_HASH_ANNOTATION;
+use crate::cluster::same_quantity;
 
 /// A child is up to date when it was applied from the same desired object
 /// (same [`APPLIED_HASH_ANNOTATION`]) and still holds every field zookube
@@ -24,15 +25,27 @@ pub fn up_to_date(desired: &Value, current: &Value) -> bool {
 /// Whether `current` holds every field of `desired` with the same value.
 /// Objects may carry more fields (the API server adds defaults and status);
 /// lists must match element by element. Empty lists and maps in `desired`
-/// match absent ones, as the API server drops them.
+/// match absent ones, as the API server drops them. Resource quantities
+/// match by value: the server stores `1.5Gi` as `1536Mi`.
 pub fn holds(current: &Value, desired: &Value) -> bool {
+    holds_in(current, desired, false)
+}
+
+fn holds_in(current: &Value, desired: &Value, quantities: bool) -> bool {
     match (desired, current) {
         (Value::Object(want), Value::Object(have)) => want.iter().all(|(k, w)| match have.get(k) {
-            Some(h) => holds(h, w),
+            Some(h) => holds_in(h, w, quantities || k == "requests" || k == "limits"),
             None => is_empty(w),
         }),
         (Value::Array(want), Value::Array(have)) => {
-            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| holds(h, w))
+            want.len() == have.len()
+                && want
+                    .iter()
+                    .zip(have)
+                    .all(|(w, h)| holds_in(h, w, quantities))
+        }
+        (Value::String(want), Value::String(have)) if quantities => {
+            want == have || same_quantity(want, have)
         }
         (want, Value::Null) => is_empty(want),
         (want, have) => want == have,
@@ -107,6 +120,20 @@ mod tests {
             !up_to_date(&two_ports, &shortened),
             "a list lost an element"
         );
+    }
+
+    #[test]
+    fn quantities_in_their_canonical_form_are_the_same() {
+        let desired = json!({"resources": {"requests": {"cpu": "0.5", "memory": "1.5Gi"}}});
+        let current = json!({"resources": {"requests": {"cpu": "500m", "memory": "1536Mi"}}});
+        assert!(holds(&current, &desired));
+        let changed = json!({"resources": {"requests": {"cpu": "600m", "memory": "1536Mi"}}});
+        assert!(!holds(&changed, &desired));
+        // Elsewhere, strings are strings.
+        assert!(!holds(
+            &json!({"labels": {"size": "500m"}}),
+            &json!({"labels": {"size": "0.5"}})
+        ));
     }
 
     #[test]
