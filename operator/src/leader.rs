@@ -260,10 +260,6 @@ impl LeaseLock {
             warn!(lease = %self.name, error = %e, "cannot release the leader Lease");
         }
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 /// A leader whose renewals fail keeps leading only within the renew

@@ -1,9 +1,14 @@
 //! zk-operator: turns a `ZookeeperCluster` into a working ensemble.
 //!
-//! The reconcile loop is a pipeline: read (I/O) → [`cluster::validate`]
-//! (pure) → [`build`] (pure) → apply (I/O) → status (pure decisions, I/O
-//! writes). `zk-operator render` and `local` run the same validate and build
-//! steps without an API server.
+//! The reconcile loop ([`controller`]) is a pipeline: read (I/O) →
+//! [`cluster::validate`] (pure) → [`build`] (pure, one builder per kind) →
+//! apply (I/O) → [`status`] (pure decisions from the pods and the sidecars'
+//! `/v1/status`, read by [`sidecar_client`]; I/O writes). `zk-operator
+//! render` ([`render`]) and `local` run the same validate and build steps
+//! without an API server; [`cluster::parse_cluster`] reads their YAML.
+//!
+//! Around it: the CRD ([`crd`]), leader election over a Lease ([`leader`]),
+//! metrics and `/healthz` ([`metrics`]), and `zk-operator run` ([`run`]).
 
 #![warn(clippy::unwrap_used)]
 

@@ -411,6 +411,25 @@ async fn sidecars_report_the_leader_and_pods_get_their_role() {
 }
 
 #[tokio::test]
+async fn pods_zookube_does_not_manage_are_left_alone() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    // Another chart's ZooKeeper, also called zk, in the same namespace.
+    let sidecar = fake_sidecar(sidecar_document(1, "LEADING")).await;
+    let mut foreign = member_pod("zk-0", "x", sidecar);
+    foreign["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("app.kubernetes.io/managed-by");
+    fake.insert(&format!("{NS}/pods/zk-0"), foreign);
+    reconcile(&cluster, &ctx).await.unwrap();
+    assert!(!writes(&fake.log()).iter().any(|w| w.contains("/pods/")));
+    let status = stored(&fake).status.unwrap();
+    assert_eq!(status.leader, None);
+    assert_eq!(status.replicas, 0);
+}
+
+#[tokio::test]
 async fn the_controller_watches_its_objects_and_stops_gracefully() {
     let (fake, client) = FakeApi::start();
     let cluster = Cluster::test().build();

@@ -126,7 +126,8 @@ async fn permissions_used() -> BTreeSet<Permission> {
     fake.insert(
         "/api/v1/namespaces/default/pods/zk-observer-0",
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "zk-observer-0", "namespace": "default",
-               "labels": {"app.kubernetes.io/name": "zookeeper", "app.kubernetes.io/instance": "zk"}}}),
+               "labels": {"app.kubernetes.io/name": "zookeeper", "app.kubernetes.io/instance": "zk",
+                          "app.kubernetes.io/managed-by": "zookube"}}}),
     );
     let mut stored: zk_operator::crd::ZookeeperCluster =
         serde_json::from_value(fake.get(CLUSTER).unwrap()).unwrap();

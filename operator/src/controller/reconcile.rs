@@ -152,7 +152,10 @@ async fn remove_observers(api: &Api<StatefulSet>, cluster: &ValidatedCluster) ->
 /// The pods of a cluster, voters and observers.
 async fn member_pods(ctx: &Context, cluster: &ValidatedCluster) -> Result<Vec<PodView>, Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
-    let selector = labels::selector_string(&labels::cluster_selector(&cluster.name));
+    // Managed-by too: another chart may also call its pods `zookeeper`.
+    let mut selector = labels::cluster_selector(&cluster.name);
+    selector.insert(labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned());
+    let selector = labels::selector_string(&selector);
     let pods = api
         .list(&ListParams::default().labels(&selector))
         .await
