@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod render;
 pub mod run;

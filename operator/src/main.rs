@@ -31,6 +31,9 @@ enum Command {
     /// for the ZookeeperCluster in FILE (without owner references: a file
     /// has no uid). Exits 1 with every problem when the cluster is invalid.
     Render(RenderArgs),
+    /// Run the ensemble of a ZookeeperCluster on this machine, without
+    /// Kubernetes: real ZooKeeper servers and zk-sidecars on loopback.
+    Local(zk_operator::local::LocalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("cannot write the CRD as YAML: {e}")),
         },
         Command::Render(args) => render_file(&args),
+        Command::Local(args) => zk_operator::local::run(args),
     }
 }
 

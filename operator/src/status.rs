@@ -186,8 +186,9 @@ pub fn myid_of_pod(cluster: &str, pod: &str) -> Option<Myid> {
     Myid::for_ordinal(role, ordinal).ok()
 }
 
-/// The most recent state other sidecars' watchers report for `myid`.
-fn seen_by_others(myid: Myid, readings: &[&SidecarStatus]) -> Option<MemberState> {
+/// The most recent state other sidecars' watchers report for `myid`
+/// (used when its own sidecar does not answer).
+pub fn seen_by_others(myid: Myid, readings: &[&SidecarStatus]) -> Option<MemberState> {
     readings
         .iter()
         .flat_map(|r| r.members.iter())

@@ -1,0 +1,208 @@
+//! `zk-operator local`: the ensemble of a `ZookeeperCluster` on this
+//! machine, without Kubernetes: each member is a real ZooKeeper server and
+//! a `zk-sidecar run` beside it, on its own loopback address with the
+//! standard ports, its `zoo.cfg` rendered by the operator's own code and its
+//! data folder prepared by `zk-sidecar init`, as in a pod.
+//!
+//! [`plan`] decides (pure), [`backend`] acts on the machine one member at a
+//! time, [`state`] records what runs, [`view`] shows it, and [`commands`]
+//! strings these together into `up`, `status`, `kill`, `start`, `logs` and
+//! `down`.
+
+pub mod backend;
+pub mod commands;
+pub mod error;
+pub mod plan;
+pub mod process;
+pub mod state;
+pub mod view;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Subcommand, ValueEnum};
+use zk_ensemble::Myid;
+
+pub use error::LocalError;
+
+/// Where a local ensemble lives unless `--dir` says otherwise (git-ignored).
+pub const DEFAULT_DIR: &str = ".zookube";
+
+/// Run the ensemble of a ZookeeperCluster on this machine: real ZooKeeper
+/// servers and zk-sidecars on loopback addresses.
+#[derive(Debug, clap::Args)]
+pub struct LocalArgs {
+    /// The folder that holds the local ensemble: configs, data, logs and
+    /// process ids.
+    #[arg(long, global = true, value_name = "DIR", env = "ZOOKUBE_LOCAL_DIR", default_value = DEFAULT_DIR)]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub command: LocalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start the ensemble of a ZookeeperCluster file and wait for its
+    /// quorum-backed leader; the members keep running in the background.
+    Up(UpArgs),
+    /// Show the leader and every member's state, from the sidecars.
+    Status(StatusArgs),
+    /// Send a signal to a member's ZooKeeper server (default KILL).
+    Kill(KillArgs),
+    /// Start a member's ZooKeeper server (and its sidecar) again, and wait
+    /// until it has rejoined.
+    Start(StartArgs),
+    /// Print a member's ZooKeeper log (or its sidecar's).
+    Logs(LogsArgs),
+    /// Stop every process `local` started, and only those; keep the data
+    /// unless --purge.
+    Down(DownArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// A YAML file holding a ZookeeperCluster (the same as for `kubectl apply`).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which ZookeeperCluster to run when FILE holds several.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Advanced: member myid listens on BASE + myid (127.0.0.2, 127.0.0.3, …
+    /// and 127.0.0.129 on for observers with the default). Give a second
+    /// ensemble another block, such as 127.0.1.1, and its own --dir.
+    #[arg(long, value_name = "IP", default_value_t = plan::DEFAULT_BASE)]
+    pub base: Ipv4Addr,
+    /// How long to wait for a quorum-backed leader.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// `table` for people, `json` for scripts.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// The member's myid (the MYID column of `local status`).
+    #[arg(value_parser = parse_myid)]
+    pub myid: Myid,
+    /// KILL (crash it), TERM (shut it down), STOP (pause it) or CONT (resume it).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SignalName::Kill)]
+    pub signal: SignalName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignalName {
+    #[value(name = "KILL")]
+    Kill,
+    #[value(name = "TERM")]
+    Term,
+    #[value(name = "STOP")]
+    Stop,
+    #[value(name = "CONT")]
+    Cont,
+}
+
+impl SignalName {
+    /// `SIGKILL`, `SIGTERM`, `SIGSTOP`, `SIGCONT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalName::Kill => "SIGKILL",
+            SignalName::Term => "SIGTERM",
+            SignalName::Stop => "SIGSTOP",
+            SignalName::Cont => "SIGCONT",
+        }
+    }
+
+    pub fn signal(self) -> zk_process::Signal {
+        use zk_process::Signal;
+        match self {
+            SignalName::Kill => Signal::SIGKILL,
+            SignalName::Term => Signal::SIGTERM,
+            SignalName::Stop => Signal::SIGSTOP,
+            SignalName::Cont => Signal::SIGCONT,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The member's myid.
+    #[arg(value_parser = parse_myid)]
+    pub myid: Myid,
+    /// How long to wait until it has rejoined.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The member's myid.
+    #[arg(value_parser = parse_myid)]
+    pub myid: Myid,
+    /// The sidecar's log instead of ZooKeeper's.
+    #[arg(long)]
+    pub sidecar: bool,
+    /// Only the last N lines.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Also delete the ensemble's data, configs and logs.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+fn parse_myid(text: &str) -> Result<Myid, String> {
+    let value: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a myid; use a number from the MYID column of `zk-operator local status`"))?;
+    Myid::new(value).map_err(|e| e.to_string())
+}
+
+/// Runs a `local` command: exit 0 on success, 1 on failure (2 when the
+/// cluster file cannot be read), the reason on stderr.
+pub fn run(args: LocalArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&LocalError::Runtime(e)),
+    };
+    match runtime.block_on(commands::dispatch(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &LocalError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+/// A path for messages: relative to the working directory when it is
+/// under it (`.zookube/members/1/zookeeper.log`), else as it is.
+pub fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,415 @@
+//! What `local up` and `local status` show: every member's state as the
+//! sidecars' `/v1/status` documents report it (the documents, and the
+//! leader rule, the operator uses for a cluster's status), together with
+//! what `local` knows of its processes; as a table for people and as JSON
+//! for scripts. Pure: the caller reads the sidecars and `/proc`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use zk_ensemble::{MemberState, Myid, Role, SidecarStatus};
+
+use super::plan::metrics_url;
+use super::process::Liveness;
+use super::state::LocalState;
+use crate::status::{quorum_leader, seen_by_others};
+
+/// The whole ensemble (`local status -o json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalView {
+    pub cluster: String,
+    pub namespace: String,
+    /// The quorum-backed leader's myid, `null` while none is known.
+    pub leader: Option<u64>,
+    /// Its name (`zk-1`).
+    pub leader_name: Option<String>,
+    /// The epoch it leads in.
+    pub peer_epoch: Option<i64>,
+    pub members: Vec<MemberView>,
+}
+
+/// One member.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub myid: u64,
+    pub name: String,
+    pub role: Role,
+    /// LOOKING, FOLLOWING, LEADING, OBSERVING, or DOWN; `null` when nobody
+    /// can tell.
+    pub state: Option<MemberState>,
+    /// The leader its sidecar reports.
+    pub leader: Option<u64>,
+    pub peer_epoch: Option<i64>,
+    /// Where clients connect (`host:port`).
+    pub client: String,
+    pub metrics: String,
+    pub server: ProcessView,
+    pub sidecar: SidecarView,
+    /// Why its sidecar could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessView {
+    pub pid: Option<u32>,
+    /// `running`, `paused`, `exited`, or `stopped` (by `local down`, or never started).
+    pub process: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarView {
+    /// Where it serves `/livez`, `/readyz`, `/v1/status` and `/metrics`.
+    pub address: String,
+    pub pid: Option<u32>,
+    pub process: &'static str,
+}
+
+/// What `local` knows of a member's two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Processes {
+    pub server: Option<(u32, Liveness)>,
+    pub sidecar: Option<(u32, Liveness)>,
+}
+
+fn process_word(process: Option<(u32, Liveness)>) -> &'static str {
+    process.map_or("stopped", |(_, l)| l.as_str())
+}
+
+/// Puts the state file, the processes and the sidecars' documents together.
+pub fn view(
+    state: &LocalState,
+    processes: &BTreeMap<Myid, Processes>,
+    readings: &BTreeMap<Myid, Result<SidecarStatus, String>>,
+) -> LocalView {
+    let answered: Vec<&SidecarStatus> = readings.values().filter_map(|r| r.as_ref().ok()).collect();
+    let leader = quorum_leader(&answered);
+    let members = state
+        .members
+        .iter()
+        .map(|m| {
+            let procs = processes.get(&m.myid).copied().unwrap_or_default();
+            let own = readings.get(&m.myid);
+            let server_up = procs.server.is_some_and(|(_, l)| l.is_alive());
+            let state = match own {
+                // What we know for certain beats what anyone reports.
+                _ if !server_up => Some(MemberState::Down),
+                Some(Ok(status)) => Some(status.state),
+                _ => seen_by_others(m.myid, &answered),
+            };
+            let status = own.and_then(|r| r.as_ref().ok());
+            MemberView {
+                myid: u64::from(m.myid),
+                name: m.name.clone(),
+                role: m.role,
+                state,
+                leader: status.and_then(|s| s.leader),
+                peer_epoch: status.and_then(|s| s.peer_epoch),
+                client: m.client.to_string(),
+                metrics: metrics_url(m.sidecar),
+                server: ProcessView {
+                    pid: procs.server.map(|(pid, _)| pid),
+                    process: process_word(procs.server),
+                },
+                sidecar: SidecarView {
+                    address: m.sidecar.to_string(),
+                    pid: procs.sidecar.map(|(pid, _)| pid),
+                    process: process_word(procs.sidecar),
+                },
+                error: own.and_then(|r| r.as_ref().err().cloned()),
+            }
+        })
+        .collect();
+    LocalView {
+        cluster: state.cluster.clone(),
+        namespace: state.namespace.clone(),
+        leader: leader.map(|l| u64::from(l.myid)),
+        leader_name: leader.and_then(|l| {
+            state
+                .members
+                .iter()
+                .find(|m| m.myid == l.myid)
+                .map(|m| m.name.clone())
+        }),
+        peer_epoch: leader.and_then(|l| l.peer_epoch),
+        members,
+    }
+}
+
+impl LocalView {
+    /// One line: who leads, and how many voters serve.
+    pub fn headline(&self) -> String {
+        let voters: Vec<&MemberView> = self
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Voter)
+            .collect();
+        let serving = voters
+            .iter()
+            .filter(|m| m.state.is_some_and(MemberState::is_settled))
+            .count();
+        let leader = match (&self.leader_name, self.leader) {
+            (Some(name), Some(myid)) => format!(
+                "leader {name} (myid {myid}){}",
+                self.peer_epoch
+                    .map(|e| format!(" in peer epoch {e}"))
+                    .unwrap_or_default()
+            ),
+            _ => "no quorum-backed leader known".to_owned(),
+        };
+        format!(
+            "{}: {leader}; {serving} of {} voters serving",
+            self.cluster,
+            voters.len()
+        )
+    }
+
+    /// The member table: member, myid, role, state, leader, epoch, client
+    /// address, metrics URL.
+    pub fn table(&self) -> String {
+        let dash = || "-".to_owned();
+        let mut rows = vec![
+            [
+                "MEMBER", "MYID", "ROLE", "STATE", "LEADER", "EPOCH", "CLIENT", "METRICS",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        for m in &self.members {
+            rows.push(vec![
+                m.name.clone(),
+                m.myid.to_string(),
+                m.role.to_string(),
+                state_words(m),
+                m.leader.map_or_else(dash, |l| l.to_string()),
+                m.peer_epoch.map_or_else(dash, |e| e.to_string()),
+                m.client.clone(),
+                m.metrics.clone(),
+            ]);
+        }
+        columns(&rows)
+    }
+
+    /// A short line for progress while `up` waits: each member's state.
+    pub fn progress(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let state = match m.state {
+                    Some(MemberState::Down) | None => "starting".to_owned(),
+                    Some(state) => state.to_string(),
+                };
+                format!("{} {state}", m.name)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether a quorum-backed leader is known and every member whose
+    /// server runs is settled and reports that leader in its epoch.
+    pub fn agreed(&self) -> bool {
+        self.leader.is_some()
+            && self
+                .members
+                .iter()
+                .filter(|m| m.server.process == "running")
+                .all(|m| {
+                    m.state.is_some_and(MemberState::is_settled)
+                        && m.leader == self.leader
+                        && m.peer_epoch == self.peer_epoch
+                })
+    }
+
+    /// A member's view by myid.
+    pub fn member(&self, myid: Myid) -> Option<&MemberView> {
+        self.members.iter().find(|m| m.myid == u64::from(myid))
+    }
+}
+
+/// The STATE cell: the state, and why a member is down when `local` knows.
+fn state_words(m: &MemberView) -> String {
+    let state = m.state.map_or_else(|| "?".to_owned(), |s| s.to_string());
+    match m.server.process {
+        "running" => state,
+        why => format!("{state} ({why})"),
+    }
+}
+
+/// Left-aligned columns, two spaces apart, no trailing spaces.
+fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            line.join("  ").trim_end().to_owned() + "\n"
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use zk_ensemble::status::{MemberStatus, QuorumStatus};
+
+    use super::*;
+    use crate::cluster::{parse_cluster, validate};
+    use crate::local::plan::{DEFAULT_BASE, Layout, LocalPlan};
+
+    fn state() -> LocalState {
+        let yaml = "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: zk\nspec:\n  replicas: 3\n";
+        let cluster = validate(&parse_cluster(yaml, None).unwrap()).unwrap();
+        let plan = LocalPlan::new(&cluster, DEFAULT_BASE, &Layout::new("/x")).unwrap();
+        LocalState::new(&plan, "zk.yaml", 0)
+    }
+
+    fn id(n: i64) -> Myid {
+        Myid::new(n).unwrap()
+    }
+
+    fn status(myid: u64, state: MemberState, leader: Option<u64>, epoch: i64) -> SidecarStatus {
+        SidecarStatus {
+            myid,
+            role: Role::Voter,
+            state,
+            leader,
+            leader_phase: None,
+            peer_epoch: Some(epoch),
+            election_epoch: Some(1),
+            zxid: None,
+            serving: Some(true),
+            quorum: QuorumStatus::default(),
+            members: Vec::new(),
+            leader_since: None,
+            elections: 1,
+            leader_changes: 1,
+            config_version: None,
+            election: None,
+            error: None,
+        }
+    }
+
+    fn running(pid: u32) -> Processes {
+        Processes {
+            server: Some((pid, Liveness::Running)),
+            sidecar: Some((pid + 100, Liveness::Running)),
+        }
+    }
+
+    #[test]
+    fn a_healthy_ensemble_names_its_leader_in_table_and_json() {
+        let processes = (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        let readings = BTreeMap::from([
+            (id(1), Ok(status(1, MemberState::Following, Some(3), 1))),
+            (id(2), Ok(status(2, MemberState::Following, Some(3), 1))),
+            (id(3), Ok(status(3, MemberState::Leading, Some(3), 1))),
+        ]);
+        let view = view(&state(), &processes, &readings);
+        assert_eq!(view.leader, Some(3));
+        assert_eq!(
+            view.headline(),
+            "zk: leader zk-2 (myid 3) in peer epoch 1; 3 of 3 voters serving"
+        );
+        assert_eq!(
+            view.table(),
+            "\
+MEMBER  MYID  ROLE   STATE      LEADER  EPOCH  CLIENT          METRICS
+zk-0    1     voter  FOLLOWING  3       1      127.0.0.2:2181  http://127.0.0.2:8081/metrics
+zk-1    2     voter  FOLLOWING  3       1      127.0.0.3:2181  http://127.0.0.3:8081/metrics
+zk-2    3     voter  LEADING    3       1      127.0.0.4:2181  http://127.0.0.4:8081/metrics
+"
+        );
+        assert!(view.agreed());
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["leader"], 3);
+        assert_eq!(json["members"][0]["client"], "127.0.0.2:2181");
+        assert_eq!(json["members"][0]["state"], "FOLLOWING");
+        assert_eq!(json["members"][0]["role"], "voter");
+        assert_eq!(json["members"][2]["server"]["pid"], 3);
+        assert_eq!(json["members"][2]["sidecar"]["process"], "running");
+    }
+
+    #[test]
+    fn a_killed_leader_is_down_and_the_newest_leadership_wins() {
+        let mut processes: BTreeMap<Myid, Processes> =
+            (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        processes.insert(
+            id(3),
+            Processes {
+                server: Some((3, Liveness::Exited)),
+                sidecar: Some((103, Liveness::Running)),
+            },
+        );
+        let mut stale = status(3, MemberState::Leading, Some(3), 1);
+        stale.state = MemberState::Down;
+        let readings = BTreeMap::from([
+            (id(1), Ok(status(1, MemberState::Following, Some(2), 2))),
+            (id(2), Ok(status(2, MemberState::Leading, Some(2), 2))),
+            (id(3), Ok(stale)),
+        ]);
+        let view = view(&state(), &processes, &readings);
+        assert_eq!(view.leader, Some(2));
+        assert_eq!(view.peer_epoch, Some(2));
+        let row = view.table().lines().nth(3).unwrap().to_owned();
+        assert!(
+            row.starts_with("zk-2    3     voter  DOWN (exited)"),
+            "{row}"
+        );
+        assert_eq!(view.member(id(3)).unwrap().server.process, "exited");
+        // The dead member does not hold up agreement; a lagging one does.
+        assert!(view.agreed());
+        let mut lagging = readings.clone();
+        lagging.insert(id(1), Ok(status(1, MemberState::Following, Some(2), 1)));
+        assert!(!super::view(&state(), &processes, &lagging).agreed());
+        assert_eq!(
+            view.headline(),
+            "zk: leader zk-1 (myid 2) in peer epoch 2; 2 of 3 voters serving"
+        );
+    }
+
+    #[test]
+    fn a_silent_sidecar_leaves_the_state_to_the_other_watchers() {
+        let processes = (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        let mut one = status(1, MemberState::Following, Some(3), 1);
+        one.members.push(MemberStatus {
+            myid: 2,
+            host: "127.0.0.3".into(),
+            role: Role::Voter,
+            state: Some(MemberState::Following),
+            leader: Some(3),
+            peer_epoch: Some(1),
+            election_epoch: Some(1),
+            reachable: true,
+            last_reply_age_seconds: Some(0.5),
+            error: None,
+        });
+        let readings = BTreeMap::from([
+            (id(1), Ok(one)),
+            (id(2), Err("cannot connect: refused".to_owned())),
+        ]);
+        let view = view(&state(), &processes, &readings);
+        let two = view.member(id(2)).unwrap();
+        assert_eq!(two.state, Some(MemberState::Following));
+        assert_eq!(two.error.as_deref(), Some("cannot connect: refused"));
+        assert_eq!(view.member(id(3)).unwrap().state, None);
+        assert_eq!(
+            view.progress(),
+            "zk-0 FOLLOWING, zk-1 FOLLOWING, zk-2 starting"
+        );
+    }
+
+    #[test]
+    fn a_stopped_ensemble_shows_every_member_down() {
+        let view = view(&state(), &BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(view.leader, None);
+        assert!(view.headline().contains("no quorum-backed leader known"));
+        assert!(view.table().contains("DOWN (stopped)"), "{}", view.table());
+    }
+}
