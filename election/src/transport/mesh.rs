@@ -94,6 +94,9 @@ struct Link {
     wake: Arc<Notify>,
     connection: Option<(u64, AbortHandle)>,
     dialing: bool,
+    /// Ends a dial loop's back-off early: the peer asked to be called back,
+    /// so it is up now.
+    redial: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -248,11 +251,18 @@ impl Shared {
             return;
         }
         let link = state.links.entry(sid).or_default();
-        if link.dialing || link.connection.is_some() {
+        if link.connection.is_some() {
+            return;
+        }
+        if link.dialing {
+            if called_back {
+                link.redial.notify_one();
+            }
             return;
         }
         link.dialing = true;
-        self.spawn(dial_loop(self.clone(), sid, called_back));
+        let redial = link.redial.clone();
+        self.spawn(dial_loop(self.clone(), sid, called_back, redial));
     }
 
     /// Makes `connection` the one connection for `sid`, replacing (closing)
@@ -351,7 +361,7 @@ async fn handle_inbound(shared: Arc<Shared>, stream: TcpStream) {
 
 /// Dials `sid` until a connection is up or nothing waits for it any more
 /// (but at least once when it asked to be called back).
-async fn dial_loop(shared: Arc<Shared>, sid: i64, called_back: bool) {
+async fn dial_loop(shared: Arc<Shared>, sid: i64, called_back: bool, redial: Arc<Notify>) {
     let myid = shared.config.myid;
     let mut attempt = 0u32;
     loop {
@@ -383,7 +393,10 @@ async fn dial_loop(shared: Arc<Shared>, sid: i64, called_back: bool) {
                 }
             }
         }
-        tokio::time::sleep(shared.config.backoff.delay(attempt)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.backoff.delay(attempt)) => {}
+            _ = redial.notified() => {}
+        }
         attempt = attempt.saturating_add(1);
     }
     if let Some(link) = shared.lock().links.get_mut(&sid) {
