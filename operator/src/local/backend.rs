@@ -242,7 +242,8 @@ impl LocalEnsemble {
     }
 
     /// Prepares and starts one member: init, the server, and once the
-    /// server listens, its sidecar (so the sidecar's first dials find it).
+    /// server listens, its sidecar (so the sidecar's first dials find it),
+    /// unless its sidecar still runs from before.
     pub async fn start_member(
         &mut self,
         launcher: &Launcher,
@@ -252,7 +253,19 @@ impl LocalEnsemble {
         self.prepare(launcher, member)?;
         self.start_server(launcher, member.myid)?;
         self.await_listening(&[member.myid], timeout).await?;
-        self.start_sidecar(launcher, member.myid)
+        if self.sidecar_alive(member.myid) {
+            Ok(())
+        } else {
+            self.start_sidecar(launcher, member.myid)
+        }
+    }
+
+    /// Whether the member's sidecar runs (or is paused).
+    pub fn sidecar_alive(&self, myid: Myid) -> bool {
+        self.state
+            .member(myid)
+            .and_then(|m| m.sidecar_process.as_ref())
+            .is_some_and(|p| p.liveness().is_alive())
     }
 
     /// Stops the member's sidecar and server, keeping its files. Returns

@@ -220,16 +220,13 @@ impl Cli {
         }
         let launcher = Launcher::discover()?;
         let member = self.member_plan(&ensemble, myid)?;
-        let busy = ports_in_use_of(&member, record_sidecar_alive(&ensemble, myid));
+        let busy = ports_in_use_of(&member, ensemble.sidecar_alive(myid));
         if !busy.is_empty() {
             return Err(LocalError::PortsInUse(busy));
         }
-        ensemble.prepare(&launcher, &member)?;
-        ensemble.start_server(&launcher, myid)?;
-        ensemble.await_listening(&[myid], args.timeout).await?;
-        if !record_sidecar_alive(&ensemble, myid) {
-            ensemble.start_sidecar(&launcher, myid)?;
-        }
+        ensemble
+            .start_member(&launcher, &member, args.timeout)
+            .await?;
         let deadline = started + args.timeout;
         let mut progress = Progress::new(started);
         let client = SidecarClient::new();
@@ -469,14 +466,6 @@ async fn read_view_with(ensemble: &LocalEnsemble, client: &SidecarClient) -> Loc
         })
         .collect();
     view::view(&ensemble.state, &processes, &readings)
-}
-
-fn record_sidecar_alive(ensemble: &LocalEnsemble, myid: Myid) -> bool {
-    ensemble
-        .state
-        .member(myid)
-        .and_then(|m| m.sidecar_process.as_ref())
-        .is_some_and(|p| p.liveness().is_alive())
 }
 
 /// Every port of every member that something else holds.

@@ -55,8 +55,10 @@ impl Liveness {
 /// What `/proc/<pid>/stat` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
-    /// The one-letter state (`R`, `S`, `T`, `Z`, …).
+    /// The one-letter state (`R`, `S`, `T`, `Z`, …) of its main thread.
     pub state: char,
+    /// Threads not yet exited, the main one included.
+    pub threads: u64,
     pub start_time: u64,
 }
 
@@ -65,17 +67,26 @@ pub struct Stat {
 pub fn parse_stat(text: &str) -> Option<Stat> {
     let (_, rest) = text.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state); start time is field 22.
+    // `rest` starts at field 3 (state); threads are field 20, start time 22.
     let state = fields.first()?.chars().next()?;
+    let threads = fields.get(20 - 3)?.parse().ok()?;
     let start_time = fields.get(22 - 3)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    Some(Stat {
+        state,
+        threads,
+        start_time,
+    })
 }
 
 /// The liveness of a process with `stat` (or none) against its record. A
 /// zombie has exited: it is only waiting for its parent to read its status.
+/// But a main thread shows `Z` as soon as it has exited itself, while the
+/// process's other threads may still be exiting with its files (and so
+/// its listening ports) open: it has exited only when they are all gone.
 pub fn liveness_of(stat: Option<Stat>, start_time: u64) -> Liveness {
     match stat {
         Some(stat) if stat.start_time == start_time => match stat.state {
+            'Z' | 'X' | 'x' if stat.threads > 1 => Liveness::Running,
             'Z' | 'X' | 'x' => Liveness::Exited,
             'T' | 't' => Liveness::Paused,
             _ => Liveness::Running,
@@ -185,6 +196,7 @@ mod tests {
             parse_stat(STAT),
             Some(Stat {
                 state: 'S',
+                threads: 42,
                 start_time: 987654
             })
         );
@@ -203,6 +215,7 @@ mod tests {
         let stat = |state| {
             Some(Stat {
                 state,
+                threads: 1,
                 start_time: 7,
             })
         };
@@ -210,6 +223,13 @@ mod tests {
         assert_eq!(liveness_of(stat('R'), 7), Liveness::Running);
         assert_eq!(liveness_of(stat('T'), 7), Liveness::Paused);
         assert_eq!(liveness_of(stat('Z'), 7), Liveness::Exited);
+        // Its main thread is gone, but other threads still hold its files.
+        let exiting = Stat {
+            state: 'Z',
+            threads: 30,
+            start_time: 7,
+        };
+        assert_eq!(liveness_of(Some(exiting), 7), Liveness::Running);
         // The same pid, started at another time: another process.
         assert_eq!(liveness_of(stat('S'), 8), Liveness::Exited);
         assert_eq!(liveness_of(None, 7), Liveness::Exited);

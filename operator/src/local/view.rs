@@ -42,6 +42,9 @@ pub struct MemberView {
     /// The leader its sidecar reports.
     pub leader: Option<u64>,
     pub peer_epoch: Option<i64>,
+    /// Whether its server serves client requests (`srvr` answers with a
+    /// mode), as its sidecar last saw; `null` when unknown.
+    pub serving: Option<bool>,
     /// Where clients connect (`host:port`).
     pub client: String,
     pub metrics: String,
@@ -108,6 +111,7 @@ pub fn view(
                 state,
                 leader: status.and_then(|s| s.leader),
                 peer_epoch: status.and_then(|s| s.peer_epoch),
+                serving: status.and_then(|s| s.serving),
                 client: m.client.to_string(),
                 metrics: metrics_url(m.sidecar),
                 server: ProcessView {
@@ -209,7 +213,8 @@ impl LocalView {
     }
 
     /// Whether a quorum-backed leader is known and every member whose
-    /// server runs is settled and reports that leader in its epoch.
+    /// server runs serves clients, is settled, and reports that leader in
+    /// its epoch.
     pub fn agreed(&self) -> bool {
         self.leader.is_some()
             && self
@@ -218,6 +223,7 @@ impl LocalView {
                 .filter(|m| m.server.process == "running")
                 .all(|m| {
                     m.state.is_some_and(MemberState::is_settled)
+                        && m.serving == Some(true)
                         && m.leader == self.leader
                         && m.peer_epoch == self.peer_epoch
                 })
@@ -368,6 +374,11 @@ zk-2    3     voter  LEADING    3       1      127.0.0.4:2181  http://127.0.0.4:
         let mut lagging = readings.clone();
         lagging.insert(id(1), Ok(status(1, MemberState::Following, Some(2), 1)));
         assert!(!super::view(&state(), &processes, &lagging).agreed());
+        let mut syncing = status(2, MemberState::Leading, Some(2), 2);
+        syncing.serving = Some(false);
+        let mut not_serving = readings.clone();
+        not_serving.insert(id(2), Ok(syncing));
+        assert!(!super::view(&state(), &processes, &not_serving).agreed());
         assert_eq!(
             view.headline(),
             "zk: leader zk-1 (myid 2) in peer epoch 2; 2 of 3 voters serving"
