@@ -15,25 +15,8 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_zk-sidecar"))
 }
 
-/// Log lines a member writes when a peer's bytes hurt it (spec §6): parse
-/// errors, dropped messages, a dead listener or receiver thread, a
-/// reconfiguration or restarted election, dial-backs to a watcher's sid
-/// (every watcher sid starts with the digits of 2^62).
-const HARM: [&str; 10] = [
-    "Initial message parsing error",
-    "Got a short response",
-    "Skipping the processing of a partial / malformed response",
-    "Something went wrong while processing config",
-    "I won't be able to participate in leader election",
-    "Exception occurred from thread",
-    "restarting leader election",
-    "Invalid server id: 461168601842738",
-    "Cannot open channel to 461168601842738",
-    "connection request from a server with our own ID",
-];
-
 fn assert_no_harm(ensemble: &LoopbackEnsemble) {
-    let harm = ensemble.log_lines_containing(&HARM);
+    let harm = ensemble.log_lines_containing(&zk_testkit::HARM);
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }
 
