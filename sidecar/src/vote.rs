@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use tracing::{error, info};
+use tracing::info;
 use zk_election::peer::{self, Change, PeerConfig, PeerConfigError, PeerStatus};
 use zk_election::wire::ServerState;
 use zk_ensemble::status::{ElectionStatus, LeaderPhase, MemberStatus, QuorumStatus, format_zxid};
@@ -93,8 +93,7 @@ pub(crate) fn run(args: &VoteArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!(error = %e, "zk-sidecar vote stopped");
-            eprintln!("zk-sidecar vote: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

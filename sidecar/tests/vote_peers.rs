@@ -90,3 +90,33 @@ async fn three_vote_peers_elect_lose_and_regain_a_leader() {
     let (ready, _) = ensemble.sidecar_get(myid(3), "/readyz").await.unwrap();
     assert_eq!(ready, 200);
 }
+
+#[test]
+fn vote_refuses_a_myid_outside_the_config_and_a_tls_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zoo.cfg");
+    let myid = dir.path().join("myid");
+    let vote = |cfg: &str, id: &str| {
+        std::fs::write(&config, cfg).unwrap();
+        std::fs::write(&myid, id).unwrap();
+        std::process::Command::new(sidecar())
+            .args(["vote", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--myid-file")
+            .arg(&myid)
+            .output()
+            .unwrap()
+    };
+    let servers = "tickTime=500\nsyncLimit=4\nserver.1=127.0.0.1:2888:3888:participant\n";
+    let out = vote(servers, "7");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("myid 7 is not in the config's server list"),
+        "{stderr}"
+    );
+    let out = vote(&format!("{servers}sslQuorum=true\n"), "1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sslQuorum=true"), "{stderr}");
+}
