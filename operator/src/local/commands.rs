@@ -19,7 +19,7 @@ use super::state::LocalState;
 use super::view::{self, LocalView, Processes};
 use super::{
     DEFAULT_DIR, DownArgs, KillArgs, LocalArgs, LocalCommand, LogsArgs, Output, SignalName,
-    StartArgs, StatusArgs, UpArgs, shown,
+    StartArgs, StatusArgs, UpArgs, program, shown,
 };
 use crate::cluster::{self, ValidatedCluster};
 use crate::sidecar_client::SidecarClient;
@@ -115,9 +115,10 @@ impl Cli {
                 let connect: Vec<&str> = view.members.iter().map(|m| m.client.as_str()).collect();
                 let leader = view.leader.unwrap_or(1);
                 let d = &self.dir_flag;
+                let p = program();
                 println!("\nclients connect to {}", connect.join(","));
                 println!(
-                    "next: `zk-operator local status{d}`, `zk-operator local kill {leader}{d}` (the leader), `curl {}`, `zk-operator local down{d}`",
+                    "next: `{p} status{d}`, `{p} kill {leader}{d}` (the leader), `curl {}`, `{p} down{d}`",
                     view.members.first().map_or("", |m| m.metrics.as_str())
                 );
                 Ok(())
@@ -175,15 +176,16 @@ impl Cli {
             process::wait_until_exited(std::slice::from_ref(&server), Duration::from_secs(15));
         }
         let d = &self.dir_flag;
+        let p = program();
         let myid = args.myid;
         let next = match args.signal {
             SignalName::Kill | SignalName::Term => format!(
-                "`zk-operator local status{d}` shows the ensemble without it; `zk-operator local start {myid}{d}` starts it again"
+                "`{p} status{d}` shows the ensemble without it; `{p} start {myid}{d}` starts it again"
             ),
             SignalName::Stop => {
-                format!("it is paused; `zk-operator local kill {myid} --signal CONT{d}` resumes it")
+                format!("it is paused; `{p} kill {myid} --signal CONT{d}` resumes it")
             }
-            SignalName::Cont => format!("`zk-operator local status{d}` shows it rejoining"),
+            SignalName::Cont => format!("`{p} status{d}` shows it rejoining"),
         };
         println!(
             "sent {} to the ZooKeeper server of {name} (myid {myid}, pid {}); {next}",
@@ -281,8 +283,9 @@ impl Cli {
             (
                 self.layout.server_log(args.myid),
                 format!(
-                    "the sidecar's log: {} (`zk-operator local logs {} --sidecar{}`)",
+                    "the sidecar's log: {} (`{} logs {} --sidecar{}`)",
                     shown(&self.layout.sidecar_log(args.myid)),
+                    program(),
                     args.myid,
                     self.dir_flag
                 ),
@@ -322,6 +325,7 @@ impl Cli {
         if !stopped.is_empty() {
             println!("{}", stopped_words(&cluster, &stopped));
         }
+        let p = program();
         if args.purge {
             purge(&self.layout)?;
             println!(
@@ -330,7 +334,7 @@ impl Cli {
             );
         } else {
             println!(
-                "data kept in {}: `zk-operator local up -f {}{}` starts {cluster:?} again; `zk-operator local down --purge{}` deletes it",
+                "data kept in {}: `{p} up -f {}{}` starts {cluster:?} again; `{p} down --purge{}` deletes it",
                 shown(self.layout.root()),
                 ensemble.state.source,
                 self.dir_flag,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use zk_ensemble::Myid;
 
 use super::plan::PlanError;
-use super::shown;
+use super::{program, shown};
 use super::state::StateError;
 use crate::cluster::{InvalidSpec, ParseError};
 
@@ -41,8 +41,9 @@ pub enum LocalError {
     )]
     PortsInUse(Vec<PortInUse>),
     #[error(
-        "the local ensemble {cluster:?} is already running in {} ({alive} processes, members {members}); see it with `zk-operator local status`, stop it with `zk-operator local down`, or start another with --dir and --base",
-        shown(dir)
+        "the local ensemble {cluster:?} is already running in {} ({alive} processes, members {members}); see it with `{p} status`, stop it with `{p} down`, or start another with --dir and --base",
+        shown(dir),
+        p = program()
     )]
     AlreadyRunning {
         dir: PathBuf,
@@ -51,8 +52,9 @@ pub enum LocalError {
         members: String,
     },
     #[error(
-        "{} holds the local ensemble {found:?}, not {wanted:?}; delete its files with `zk-operator local down --purge`, or use another --dir",
-        shown(dir)
+        "{} holds the local ensemble {found:?}, not {wanted:?}; delete its files with `{p} down --purge`, or use another --dir",
+        shown(dir),
+        p = program()
     )]
     OtherCluster {
         dir: PathBuf,
@@ -113,8 +115,9 @@ pub enum LocalError {
         tail: Vec<String>,
     },
     #[error(
-        "{error}\nThe processes `up` had started are stopped; the files are kept in {} (`zk-operator local down --purge{dir_flag}` deletes them)",
-        shown(dir)
+        "{error}\nThe processes `up` had started are stopped; the files are kept in {} (`{p} down --purge{dir_flag}` deletes them)",
+        shown(dir),
+        p = program()
     )]
     UpFailed {
         error: Box<LocalError>,
@@ -122,11 +125,13 @@ pub enum LocalError {
         dir_flag: String,
     },
     #[error(
-        "no quorum-backed leader within {timeout_secs}s. The members keep running so that you can look: `zk-operator local status`, `zk-operator local logs MYID`; stop them with `zk-operator local down`.\n{table}"
+        "no quorum-backed leader within {timeout_secs}s. The members keep running so that you can look: `{p} status`, `{p} logs MYID`; stop them with `{p} down`.\n{table}",
+        p = program()
     )]
     NoLeader { timeout_secs: u64, table: String },
     #[error(
-        "{name} (myid {myid}) did not rejoin within {timeout_secs}s (its sidecar says {state}); it keeps running: see `zk-operator local logs {myid}`"
+        "{name} (myid {myid}) did not rejoin within {timeout_secs}s (its sidecar says {state}); it keeps running: see `{p} logs {myid}`",
+        p = program()
     )]
     NotRejoined {
         name: String,
@@ -135,15 +140,18 @@ pub enum LocalError {
         state: String,
     },
     #[error(
-        "the ZooKeeper server of {name} (myid {myid}) is already running (pid {pid}); stop it first with `zk-operator local kill {myid}`"
+        "the ZooKeeper server of {name} (myid {myid}) is already running (pid {pid}); stop it first with `{p} kill {myid}`",
+        p = program()
     )]
     AlreadyStarted { name: String, myid: Myid, pid: u32 },
     #[error(
-        "the ZooKeeper server of {name} (myid {myid}) is paused (pid {pid}); resume it with `zk-operator local kill {myid} --signal CONT`"
+        "the ZooKeeper server of {name} (myid {myid}) is paused (pid {pid}); resume it with `{p} kill {myid} --signal CONT`",
+        p = program()
     )]
     Paused { name: String, myid: Myid, pid: u32 },
     #[error(
-        "the ZooKeeper server of {name} (myid {myid}) is not running; start it with `zk-operator local start {myid}`"
+        "the ZooKeeper server of {name} (myid {myid}) is not running; start it with `{p} start {myid}`",
+        p = program()
     )]
     NotRunning { name: String, myid: Myid },
     #[error("cannot signal pid {pid}: {source}")]
@@ -252,12 +260,14 @@ fn install_hint(error: &zk_process::DiscoverError) -> &'static str {
 fn nothing_running(dir: &std::path::Path, cluster: Option<&str>) -> String {
     match cluster {
         None => format!(
-            "nothing to do: no local ensemble in {}; start one with `zk-operator local up -f examples/minimal.yaml` (or pass the --dir it was started with)",
-            shown(dir)
+            "nothing to do: no local ensemble in {}; start one with `{} up -f examples/minimal.yaml` (or pass the --dir it was started with)",
+            shown(dir),
+            program()
         ),
         Some(cluster) => format!(
-            "nothing is running in {}: every process of the local ensemble {cluster:?} has exited. Its data is kept: `zk-operator local up -f FILE` starts it again, `zk-operator local down --purge` deletes it",
-            shown(dir)
+            "nothing is running in {}: every process of the local ensemble {cluster:?} has exited. Its data is kept: `{p} up -f FILE` starts it again, `{p} down --purge` deletes it",
+            shown(dir),
+            p = program()
         ),
     }
 }

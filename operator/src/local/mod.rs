@@ -170,7 +170,7 @@ fn parse_myid(text: &str) -> Result<Myid, String> {
     let value: i64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a myid; use a number from the MYID column of `zk-operator local status`"))?;
+        .map_err(|_| format!("{text:?} is not a myid; use a number from the MYID column of `{} status`", program()))?;
     Myid::new(value).map_err(|e| e.to_string())
 }
 
@@ -193,6 +193,19 @@ pub fn run(args: LocalArgs) -> ExitCode {
 fn fail(error: &LocalError) -> ExitCode {
     eprintln!("error: {error}");
     ExitCode::from(error.exit_code())
+}
+
+/// The environment variable through which a wrapper (scripts/local) names
+/// itself, so that the commands messages suggest are ones the user can type.
+pub const PROGRAM_ENV: &str = "ZOOKUBE_LOCAL_PROGRAM";
+
+/// How the user runs `local` commands: `zk-operator local`, or the wrapper
+/// that set [`PROGRAM_ENV`].
+pub fn program() -> String {
+    std::env::var(PROGRAM_ENV)
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "zk-operator local".to_owned())
 }
 
 /// A path for messages: relative to the working directory when it is
