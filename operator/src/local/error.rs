@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use zk_ensemble::Myid;
 
 use super::plan::PlanError;
-use super::{program, shown};
 use super::state::StateError;
+use super::{program, shown};
 use crate::cluster::{InvalidSpec, ParseError};
 
 #[derive(Debug, thiserror::Error)]

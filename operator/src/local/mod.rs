@@ -167,10 +167,12 @@ pub struct DownArgs {
 }
 
 fn parse_myid(text: &str) -> Result<Myid, String> {
-    let value: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a myid; use a number from the MYID column of `{} status`", program()))?;
+    let value: i64 = text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not a myid; use a number from the MYID column of `{} status`",
+            program()
+        )
+    })?;
     Myid::new(value).map_err(|e| e.to_string())
 }
 
