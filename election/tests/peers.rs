@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use zk_election::peer::{self, Change, PeerConfig, PeerStatus};
-use zk_election::wire::ServerState;
+use zk_election::transport;
+use zk_election::wire::{ElectionAddress, Preamble, ServerState, watcher_bootstrap, watcher_echo};
 use zk_ensemble::ZooCfg;
 use zk_testkit::eventually;
 
@@ -104,6 +105,32 @@ async fn three_peers_elect_3_then_2_and_3_rejoins_as_a_follower() {
         ],
     )
     .await;
+
+    // A watcher (§5) observes Rust peers as it observes ZooKeeper: the
+    // bootstrap and an echo are answered with the peer's state, current vote
+    // and config.
+    let follower = PeerConfig::from_zoo_cfg(&cfg, 0, 1, 0, 0).unwrap();
+    let preamble = Preamble::V1 {
+        sid: (1 << 62) + 1,
+        address: ElectionAddress::new("127.0.0.1", 3888),
+    };
+    let mut watcher = transport::dial(&follower.mesh.advertised, &preamble, WAIT)
+        .await
+        .unwrap();
+    watcher.send(&watcher_bootstrap(0)).await.unwrap();
+    let reply = watcher.recv_notification().await.unwrap().unwrap();
+    assert_eq!((reply.state, reply.leader), (ServerState::Following, 3));
+    assert_eq!(reply.config.as_deref(), Some(&follower.config.raw[..]));
+    watcher
+        .send(&watcher_echo(0, &follower.config.raw).unwrap())
+        .await
+        .unwrap();
+    let reply = watcher.recv_notification().await.unwrap().unwrap();
+    assert_eq!(
+        (reply.state, reply.leader, reply.election_epoch),
+        (ServerState::Following, 3, 1)
+    );
+    drop(watcher);
 
     peers.remove(&3); // killed: its connections close
     wait_for(
