@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kube::Client;
+use kube::api::{Api, ListParams};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::Defaults;
 use crate::controller::{self, Context, Scope};
+use crate::crd::ZookeeperCluster;
 use crate::leader::{self, LeaseLock, Timing};
 use crate::metrics::{self, Metrics};
 
@@ -44,11 +46,41 @@ pub enum RunError {
     Listen(#[source] std::io::Error),
     #[error("cannot install the signal handler: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(
+        "the ZookeeperCluster CRD is not installed: apply it with `kubectl apply --server-side -f crds/zookeepercluster.yaml`, or install the Helm chart"
+    )]
+    CrdMissing,
+    #[error(
+        "not allowed to list ZookeeperClusters{0}: the operator's ServiceAccount needs the RBAC of the Helm chart (charts/zookube/templates/rbac.yaml)"
+    )]
+    Forbidden(String),
+}
+
+/// Fails fast, with the fix, when the API server cannot serve the operator
+/// at all; any other error is left to the controller's retries.
+async fn preflight(client: &Client, scope: &Scope) -> Result<(), RunError> {
+    let (api, place): (Api<ZookeeperCluster>, String) = match scope {
+        Scope::Cluster => (Api::all(client.clone()), String::new()),
+        Scope::Namespace(ns) => (
+            Api::namespaced(client.clone(), ns),
+            format!(" in namespace {ns}"),
+        ),
+    };
+    match api.list(&ListParams::default().limit(1)).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err(RunError::Forbidden(place)),
+        Err(e) => {
+            warn!(error = %e, "cannot list ZookeeperClusters yet; retrying in the controller");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Runs until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
+    preflight(&client, &options.scope).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(RunError::Signals)?;

@@ -105,6 +105,35 @@ fn holder(fake: &FakeApi) -> Option<String> {
 }
 
 #[tokio::test]
+async fn without_the_crd_the_operator_says_how_to_install_it() {
+    let fake = FakeApi::default();
+    fake.fail(
+        http::Method::GET,
+        "/apis/zookube.io/v1alpha1/zookeeperclusters",
+        404,
+    );
+    let server = fake.serve_http().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Asynchronously: the fake API server runs on this test's runtime.
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_zk-operator"))
+        .args(["run", "--metrics-listen", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig(dir.path(), server))
+        .env("POD_NAMESPACE", "zookube-system")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("zk-operator exits")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kubectl apply --server-side -f crds/zookeepercluster.yaml"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn two_replicas_one_leader_and_a_clean_handover() {
     let fake = FakeApi::default();
     let server = fake.serve_http().await;
