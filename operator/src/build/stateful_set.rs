@@ -105,7 +105,10 @@ fn pod_template(cluster: &ValidatedCluster, role: Role) -> PodTemplateSpec {
     let pod = &cluster.pod;
     let mut pod_labels = pod.labels.clone();
     pod_labels.extend(labels::member(&cluster.name, role));
-    let mut annotations = pod.annotations.clone();
+    // The user's annotations come after the scrape annotations, so
+    // `prometheus.io/scrape: "false"` on a cluster turns scraping off.
+    let mut annotations = scrape_annotations();
+    annotations.extend(pod.annotations.clone());
     annotations.insert(
         CONFIG_HASH_ANNOTATION.to_owned(),
         cluster.config.hash.clone(),
@@ -144,6 +147,20 @@ fn pod_template(cluster: &ValidatedCluster, role: Role) -> PodTemplateSpec {
             ..Default::default()
         }),
     }
+}
+
+/// The conventional annotations by which a Prometheus that discovers pods
+/// finds what to scrape: the sidecar's `/metrics`. (The chart's PodMonitor
+/// finds the same port by its name.)
+fn scrape_annotations() -> BTreeMap<String, String> {
+    [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", SIDECAR_PORT.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
 }
 
 /// `zk-sidecar init`: takes the ordinal from the pod's host name, writes

@@ -285,6 +285,32 @@ fn user_pod_labels_and_annotations_are_added() {
 }
 
 #[test]
+fn prometheus_finds_the_sidecars_metrics_unless_the_user_says_otherwise() {
+    let c = children_of(Cluster::test().observers(1));
+    for set in [&c.voters, c.observers.as_ref().unwrap()] {
+        let annotations = set
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/port"], SIDECAR_PORT.to_string());
+        assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    }
+    let opted_out = children_of(Cluster::test().with(|s| {
+        s.pod
+            .annotations
+            .insert("prometheus.io/scrape".into(), "false".into());
+    }));
+    let meta = opted_out.voters.spec.template.metadata.unwrap();
+    assert_eq!(meta.annotations.unwrap()["prometheus.io/scrape"], "false");
+}
+
+#[test]
 fn the_budget_keeps_a_quorum_of_voters() {
     for (voters, quorum) in [(1, 1), (3, 2), (5, 3), (7, 4)] {
         let pdb = children_of(Cluster::test().replicas(voters)).pod_disruption_budget;
