@@ -158,6 +158,21 @@ mod tests {
         (code, head.to_owned(), body.to_owned())
     }
 
+    #[test]
+    fn the_dashboard_alerts_and_readme_name_only_what_the_operator_exports() {
+        use zk_testkit::monitoring::{Exposition, check_names};
+        let mut registry = Registry::default();
+        // A labelled family shows in the exposition once it has a child.
+        Metrics::register(&mut registry).reconcile_failed("apply");
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let operator_owns = |name: &str| name.starts_with("zookube_operator_");
+        if let Err(problems) = check_names("zk-operator", &Exposition::parse(&text), operator_owns)
+        {
+            panic!("{problems}");
+        }
+    }
+
     #[tokio::test]
     async fn metrics_are_served_with_their_agreed_names() {
         let mut registry = Registry::default();

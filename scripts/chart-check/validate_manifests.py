@@ -99,7 +99,9 @@ def crd_to_jsonschema(schema, root=False):
         properties = out.setdefault("properties", {})
         properties.setdefault("apiVersion", {"type": "string"})
         properties.setdefault("kind", {"type": "string"})
-        properties.setdefault("metadata", {"type": "object"})
+        # ObjectMeta, whatever the CRD says (controller-gen writes a bare
+        # `metadata: {type: object}`); metadata_errors checks it.
+        properties["metadata"] = {"type": "object"}
     preserve = schema.get("x-kubernetes-preserve-unknown-fields") or schema.get("x-kubernetes-embedded-resource")
     if out.get("type") == "object" and "additionalProperties" not in out and not preserve:
         out["additionalProperties"] = False

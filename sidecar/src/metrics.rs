@@ -116,6 +116,10 @@ pub(crate) struct Metrics {
     election_epoch: Gauge,
     quorum_established: Gauge,
     members_reachable: Gauge,
+    members: Gauge,
+    voters: Gauge,
+    voters_reachable: Gauge,
+    quorum_size: Gauge,
     elections: Counter,
     leader_changes: Counter,
     election_duration: Histogram,
@@ -176,6 +180,29 @@ impl Metrics {
             &mut registry,
             "members_reachable",
             "Members (voters and observers) that answered the watcher recently.",
+        );
+        // The totals beside the reachable counts let an alert say "a member
+        // is unreachable" or "exactly a quorum is left" without knowing the
+        // ensemble's size.
+        let members = gauge(
+            &mut registry,
+            "members",
+            "Members (voters and observers) in the newest config the sidecar knows.",
+        );
+        let voters = gauge(
+            &mut registry,
+            "voters",
+            "Voters in the newest config the sidecar knows.",
+        );
+        let voters_reachable = gauge(
+            &mut registry,
+            "voters_reachable",
+            "Voters that answered the watcher recently.",
+        );
+        let quorum_size = gauge(
+            &mut registry,
+            "quorum_size",
+            "How many voters form a quorum.",
         );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
@@ -255,6 +282,10 @@ impl Metrics {
             election_epoch,
             quorum_established,
             members_reachable,
+            members,
+            voters,
+            voters_reachable,
+            quorum_size,
             elections,
             leader_changes,
             election_duration,
@@ -292,6 +323,13 @@ impl Metrics {
         let reachable = status.members.iter().filter(|m| m.reachable).count();
         self.members_reachable
             .set(i64::try_from(reachable).unwrap_or(i64::MAX));
+        self.members
+            .set(i64::try_from(status.members.len()).unwrap_or(i64::MAX));
+        self.voters
+            .set(i64::try_from(status.quorum.voters.len()).unwrap_or(i64::MAX));
+        self.voters_reachable
+            .set(i64::from(status.quorum.reachable));
+        self.quorum_size.set(i64::from(status.quorum.size));
         catch_up(&self.elections, &self.seen_elections, status.elections);
         catch_up(
             &self.leader_changes,
@@ -434,6 +472,13 @@ pub(crate) mod tests {
             line(&text, "zookube_members_reachable "),
             "zookube_members_reachable 1"
         );
+        assert_eq!(line(&text, "zookube_members "), "zookube_members 1");
+        assert_eq!(line(&text, "zookube_voters "), "zookube_voters 3");
+        assert_eq!(
+            line(&text, "zookube_voters_reachable "),
+            "zookube_voters_reachable 2"
+        );
+        assert_eq!(line(&text, "zookube_quorum_size "), "zookube_quorum_size 2");
         assert_eq!(
             line(&text, "zookube_elections_total "),
             "zookube_elections_total 2"
@@ -451,6 +496,20 @@ pub(crate) mod tests {
             "zookube_watcher_poll_errors_total{reason=\"connect\"} 1"
         );
         assert!(line(&text, "zookube_build_info{").ends_with(" 1"));
+    }
+
+    #[test]
+    fn the_dashboard_alerts_and_readme_name_only_what_the_sidecar_exports() {
+        use zk_testkit::monitoring::{Exposition, check_names};
+        let metrics = Metrics::new();
+        // A labelled family shows in the exposition once it has a child.
+        metrics.poll_error("connect");
+        metrics.probe_failed("ruok");
+        let exposition = Exposition::parse(&metrics.encode());
+        let sidecar_owns = |name: &str| !name.starts_with("zookube_operator_");
+        if let Err(problems) = check_names("zk-sidecar", &exposition, sidecar_owns) {
+            panic!("{problems}");
+        }
     }
 
     #[test]

@@ -14,9 +14,13 @@
 //! so ensembles of parallel tests keep the standard ports without clashing.
 //! Every process is killed when the ensemble is dropped; when a test fails,
 //! the tail of each server's log is printed and the folder is kept.
+//! [`monitoring`] holds the dashboard, the alerts and the README against the
+//! metrics the code exports; [`prometheus`] runs a real Prometheus server.
 
 #![allow(clippy::print_stderr)]
 
+pub mod monitoring;
+pub mod prometheus;
 mod sidecar;
 
 pub use sidecar::{SIDECAR_PORT, http_get, sidecar_binary};
