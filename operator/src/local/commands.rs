@@ -69,6 +69,7 @@ impl Cli {
     async fn up(&self, args: &UpArgs) -> Result<(), LocalError> {
         let started = Instant::now();
         let (text, cluster) = read_cluster(&args.file, args.name.as_deref())?;
+        let plan = LocalPlan::new(&cluster, args.base, &self.layout)?;
         if let Some(existing) = LocalEnsemble::open(self.layout.clone())? {
             let alive = existing.state.alive().len();
             if alive > 0 {
@@ -79,16 +80,14 @@ impl Cli {
                     members: existing.state.myid_list(),
                 });
             }
-            if existing.state.cluster != cluster.name {
-                return Err(LocalError::OtherCluster {
+            if let Some(mismatch) = existing.state.mismatch(&plan) {
+                return Err(LocalError::Reuse {
                     dir: self.layout.root().to_owned(),
-                    found: existing.state.cluster.clone(),
-                    wanted: cluster.name.clone(),
+                    mismatch,
                 });
             }
         }
         let launcher = Launcher::discover()?;
-        let plan = LocalPlan::new(&cluster, args.base, &self.layout)?;
         let busy = ports_in_use(&plan);
         if !busy.is_empty() {
             return Err(LocalError::PortsInUse(busy));

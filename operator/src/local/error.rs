@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use zk_ensemble::Myid;
 
 use super::plan::PlanError;
-use super::state::StateError;
+use super::state::{Mismatch, StateError};
 use super::{program, shown};
 use crate::cluster::{InvalidSpec, ParseError};
 
@@ -52,15 +52,11 @@ pub enum LocalError {
         members: String,
     },
     #[error(
-        "{} holds the local ensemble {found:?}, not {wanted:?}; delete its files with `{p} down --purge`, or use another --dir",
+        "{} {mismatch}; or delete its files with `{p} down --purge`, or use another --dir",
         shown(dir),
         p = program()
     )]
-    OtherCluster {
-        dir: PathBuf,
-        found: String,
-        wanted: String,
-    },
+    Reuse { dir: PathBuf, mismatch: Mismatch },
     #[error("{}", nothing_running(dir, cluster.as_deref()))]
     NothingRunning {
         dir: PathBuf,

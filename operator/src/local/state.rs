@@ -155,6 +155,67 @@ impl LocalState {
     }
 }
 
+/// Why the files of a stopped ensemble cannot be reused for another plan:
+/// its data belongs to another cluster, or to members at other addresses or
+/// with other myids, and ZooKeeper keeps the membership it committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    Cluster { found: String, wanted: String },
+    Base { found: Ipv4Addr, wanted: Ipv4Addr },
+    Members { found: String, wanted: String },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Cluster { found, wanted } => {
+                write!(f, "holds the local ensemble {found:?}, not {wanted:?}")
+            }
+            Mismatch::Base { found, wanted } => write!(
+                f,
+                "holds an ensemble started with --base {found}, not {wanted}; its members' committed configuration names the old addresses (start it with --base {found})"
+            ),
+            Mismatch::Members { found, wanted } => write!(
+                f,
+                "holds an ensemble of myids {found}, not {wanted}; its members committed that membership, and changing it takes a reconfiguration (start it with the replicas and observers it had)"
+            ),
+        }
+    }
+}
+
+impl LocalState {
+    /// Whether the files this state describes can be reused for `plan`
+    /// (`up` on a stopped ensemble, like pods on their volumes).
+    pub fn mismatch(&self, plan: &LocalPlan) -> Option<Mismatch> {
+        let wanted: Vec<Myid> = plan.members.iter().map(|m| m.myid).collect();
+        let found: Vec<Myid> = self.members.iter().map(|m| m.myid).collect();
+        let list = |ids: &[Myid]| {
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.cluster != plan.cluster {
+            Some(Mismatch::Cluster {
+                found: self.cluster.clone(),
+                wanted: plan.cluster.clone(),
+            })
+        } else if self.base != plan.base {
+            Some(Mismatch::Base {
+                found: self.base,
+                wanted: plan.base,
+            })
+        } else if found != wanted {
+            Some(Mismatch::Members {
+                found: list(&found),
+                wanted: list(&wanted),
+            })
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot read {}: {source}", file.display())]
@@ -205,6 +266,37 @@ mod tests {
         assert_eq!(state.myid_list(), "1, 2, 3");
         let text = fs::read_to_string(&file).unwrap();
         assert!(text.contains("\"client\": \"127.0.0.3:2181\""), "{text}");
+    }
+
+    #[test]
+    fn a_stopped_ensemble_is_reused_only_by_the_same_cluster_addresses_and_members() {
+        let layout = Layout::new("/x");
+        let plan = |name: &str, replicas: u32, base: Ipv4Addr| {
+            let yaml = format!(
+                "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n"
+            );
+            let cluster = validate(&parse_cluster(&yaml, None).unwrap()).unwrap();
+            LocalPlan::new(&cluster, base, &layout).unwrap()
+        };
+        let old = state();
+        assert_eq!(old.mismatch(&plan("zk", 3, DEFAULT_BASE)), None);
+        let other = old.mismatch(&plan("other", 3, DEFAULT_BASE)).unwrap();
+        assert!(
+            other.to_string().contains("\"zk\", not \"other\""),
+            "{other}"
+        );
+        let moved = old
+            .mismatch(&plan("zk", 3, Ipv4Addr::new(127, 0, 1, 1)))
+            .unwrap();
+        assert!(moved.to_string().contains("--base 127.0.0.1"), "{moved}");
+        let grown = old.mismatch(&plan("zk", 5, DEFAULT_BASE)).unwrap();
+        assert_eq!(
+            grown,
+            Mismatch::Members {
+                found: "1, 2, 3".into(),
+                wanted: "1, 2, 3, 4, 5".into()
+            }
+        );
     }
 
     #[test]
