@@ -22,7 +22,7 @@ mod leader;
 mod schedule;
 mod tracker;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use zk_ensemble::{Myid, Role, ZooCfg};
@@ -93,6 +93,57 @@ pub struct WatcherConfig {
     pub silence_limit: Duration,
     /// Seeds the reconnect jitter.
     pub seed: u64,
+    /// Where in each interval this watcher's regular polls fall (see
+    /// [`PollSlot`]); `None` polls whenever the interval has passed.
+    pub slot: Option<PollSlot>,
+}
+
+/// A fixed place for regular polls within each poll interval, on the wall
+/// clock: every `interval` after `origin + offset`. With `origin` at a
+/// wall-clock multiple of the interval (what [`PollSlot::on_wall_clock`]
+/// computes), the sidecars of one ensemble, each with its own offset, poll
+/// in a fixed staggered order: never two at once (D11), and each one's poll
+/// budget frees up at the same moments, so after an election they learn the
+/// new leader together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSlot {
+    pub origin: Instant,
+    pub offset: Duration,
+}
+
+impl PollSlot {
+    /// The slot of the watcher beside `myid`: `interval × myid / 256` into
+    /// each interval (voters, myids 1–127, fall in its first half; observers
+    /// in the second), measured from wall-clock multiples of `interval`.
+    pub fn on_wall_clock(
+        myid: Myid,
+        interval: Duration,
+        now: Instant,
+        wall: std::time::SystemTime,
+    ) -> PollSlot {
+        let interval_ns = interval.as_nanos().max(1);
+        let since_epoch = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let into = u64::try_from(since_epoch % interval_ns).unwrap_or(0);
+        PollSlot {
+            origin: now.checked_sub(Duration::from_nanos(into)).unwrap_or(now),
+            offset: interval.mul_f64(f64::from(myid.get()) / 256.0),
+        }
+    }
+
+    /// The first slot at or after `t`.
+    pub fn next(&self, t: Instant, interval: Duration) -> Instant {
+        let start = self.origin + self.offset;
+        let Some(past) = t.checked_duration_since(start) else {
+            return start;
+        };
+        let interval_ns = interval.as_nanos().max(1);
+        let slots = past.as_nanos().div_ceil(interval_ns);
+        let at = u64::try_from(slots * interval_ns).unwrap_or(u64::MAX);
+        start + Duration::from_nanos(at)
+    }
 }
 
 impl WatcherConfig {
@@ -115,6 +166,7 @@ impl WatcherConfig {
             reconnect_max: Duration::from_secs(30),
             silence_limit: Duration::from_secs(30),
             seed: u64::from(myid.get()),
+            slot: None,
         }
     }
 
@@ -339,6 +391,49 @@ impl Member {
     }
 }
 
+/// How late a poll may leave after its slot and still count as on it.
+const SLOT_TOLERANCE: Duration = Duration::from_millis(25);
+
+/// How many election durations the watcher remembers.
+const SETTLE_SAMPLES: usize = 5;
+
+/// How polls are paced at a moment (see [`Watcher::pace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pace {
+    /// Regular polls fall in this slot (while a leader is known).
+    slot: Option<PollSlot>,
+    /// Space polls out while the local member settles.
+    hold: bool,
+    /// `(when the leader was lost, not before)`: with no local server to
+    /// watch, the first poll of each member after losing the leader waits
+    /// until elections have lately taken to end; a reply before then would
+    /// only say LOOKING and cost the poll that could have said who leads.
+    deferred: Option<(Instant, Instant)>,
+}
+
+impl Pace {
+    /// When member `m` may be polled next (`fallback` if it never was).
+    fn due(&self, m: &Member, interval: Duration, fallback: Instant) -> Instant {
+        let due = schedule::next_poll_at(m.last_poll, interval, m.unanswered, self.hold, fallback);
+        let due = match (self.slot, m.last_poll) {
+            // A bootstrap goes at once; later regular polls keep to the slot.
+            // A poll leaves a little after its slot (timers fire late), so
+            // the next slot is sought from a little before a whole interval
+            // on; the interval itself is still kept.
+            (Some(slot), Some(_)) => slot
+                .next(due.checked_sub(SLOT_TOLERANCE).unwrap_or(due), interval)
+                .max(due),
+            _ => due,
+        };
+        match self.deferred {
+            Some((lost, not_before)) if m.last_poll.is_none_or(|last| last < lost) => {
+                due.max(not_before)
+            }
+            _ => due,
+        }
+    }
+}
+
 /// One member as the watcher sees it now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberView {
@@ -381,6 +476,11 @@ pub struct Watcher {
     verifiers: Verifiers,
     config_version: Option<u64>,
     local: Option<LocalServer>,
+    /// Whether the local server was seen not serving since the leader was
+    /// lost (so that seeing it serve again means it has settled).
+    local_left: bool,
+    /// The durations of the last elections (see [`Watcher::settle_estimate`]).
+    settle_times: VecDeque<Duration>,
     tracker: tracker::Tracker,
     conclusion: Conclusion,
     jitter: schedule::Jitter,
@@ -433,6 +533,8 @@ impl Watcher {
             verifiers: Verifiers::new(initial.quorum.clone(), initial.version),
             config_version: None,
             local: None,
+            local_left: false,
+            settle_times: VecDeque::new(),
             tracker: tracker::Tracker::default(),
             conclusion: Conclusion::NoLeader {
                 election_round: None,
@@ -485,7 +587,10 @@ impl Watcher {
                     self.received(sid, &payload, now);
                 }
             }
-            Input::Local(local) => self.local = Some(local),
+            Input::Local(local) => {
+                self.local_left |= local == LocalServer::NotServing;
+                self.local = Some(local);
+            }
             Input::Tick => {}
         }
         if self.stopped.is_none() {
@@ -509,7 +614,7 @@ impl Watcher {
         if self.stopped.is_some() {
             return None;
         }
-        let hold = self.hold();
+        let pace = self.pace();
         let config = &self.config;
         self.members
             .values()
@@ -519,9 +624,7 @@ impl Watcher {
                 Link::Up { since } => [
                     Some(match m.in_flight {
                         Some(sent) => sent + config.reply_timeout,
-                        None => m.last_poll.map_or(since, |last| {
-                            last + schedule::poll_spacing(config.poll_interval, m.unanswered, hold)
-                        }),
+                        None => pace.due(m, config.poll_interval, since),
                     }),
                     // A reply going stale changes reachability and perhaps
                     // the leader.
@@ -744,33 +847,65 @@ impl Watcher {
         self.stopped = Some(error);
     }
 
-    /// While the watcher has lost the leader and its own member is alive but
-    /// not serving, it spaces polls out: the next useful answer comes when
-    /// the local server serves again, and the saved poll is then free.
+    /// From the moment the watcher loses the leader until its own member,
+    /// alive, has been seen to stop serving and serve again, it spaces polls
+    /// out: replies in between say LOOKING, the next useful one comes when
+    /// the local server serves again, and the poll saved is then free to go
+    /// at once. A watcher whose own server is down has nothing to wait for.
+    fn pace(&self) -> Pace {
+        let deferred = match (self.tracker.election_since(), self.local) {
+            (Some(lost), None | Some(LocalServer::Down)) if self.tracker.lost_leader() => {
+                self.settle_estimate().map(|settle| (lost, lost + settle))
+            }
+            _ => None,
+        };
+        Pace {
+            // While the leader is lost, polls follow events, not the slot.
+            slot: self.config.slot.filter(|_| !self.tracker.lost_leader()),
+            hold: self.hold(),
+            deferred,
+        }
+    }
+
+    /// How long elections took here lately, from losing the leader to
+    /// knowing the next one: the shortest of the last few (the others
+    /// include waits for the poll interval).
+    fn settle_estimate(&self) -> Option<Duration> {
+        self.settle_times.iter().min().copied()
+    }
+
     fn hold(&self) -> bool {
-        self.tracker.lost_leader() && self.local == Some(LocalServer::NotServing)
+        self.tracker.lost_leader()
+            && match self.local {
+                None | Some(LocalServer::Down) => false,
+                Some(LocalServer::NotServing) => true,
+                // Still serving as far as the probe knows (it may not have
+                // looked since the leader went): hold until it has been seen
+                // leave and come back.
+                Some(LocalServer::Serving) => !self.local_left,
+            }
     }
 
     /// Runs the timers due at `now`, then re-evaluates reachability and the
     /// leader.
     fn step(&mut self, now: Instant) {
         loop {
-            let hold = self.hold();
+            let pace = self.pace();
             let sids: Vec<i64> = self.members.keys().copied().collect();
             for sid in sids {
-                self.step_member(sid, hold, now);
+                self.step_member(sid, pace, now);
             }
             self.evaluate(now);
-            // Losing or finding the leader may end or start a hold; polls
-            // that are due without it go now. (A hold only ever starts by
+            // Losing or finding the leader changes the pace; polls that are
+            // due under the new one go now. (The pace only tightens again by
             // losing the leader, so this settles on the second pass.)
-            if self.hold() == hold || self.stopped.is_some() {
+            if self.pace() == pace || self.stopped.is_some() {
                 break;
             }
         }
     }
 
-    fn step_member(&mut self, sid: i64, hold: bool, now: Instant) {
+    fn step_member(&mut self, sid: i64, pace: Pace, now: Instant) {
         let config = &self.config;
         let Some(m) = self.members.get_mut(&sid) else {
             return;
@@ -819,8 +954,7 @@ impl Watcher {
                 return;
             }
         }
-        let due =
-            schedule::next_poll_at(m.last_poll, config.poll_interval, m.unanswered, hold, now);
+        let due = pace.due(m, config.poll_interval, now);
         if m.in_flight.is_some() || now < due {
             return;
         }
@@ -866,6 +1000,19 @@ impl Watcher {
         }
         self.conclusion = conclude(&replies, &self.verifiers);
         if let Some(event) = self.tracker.update(&self.conclusion, now) {
+            match event {
+                LeaderEvent::Lost { .. } => self.local_left = false,
+                LeaderEvent::Known {
+                    election_duration: Some(took),
+                    ..
+                } => {
+                    if self.settle_times.len() == SETTLE_SAMPLES {
+                        self.settle_times.pop_front();
+                    }
+                    self.settle_times.push_back(took);
+                }
+                _ => {}
+            }
             self.events.push(Event::Leader(event));
         }
     }

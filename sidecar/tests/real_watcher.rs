@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use zk_ensemble::Myid;
-use zk_ensemble::status::MemberState;
+use zk_ensemble::status::{LeaderPhase, MemberState};
 use zk_process::{Mode, Signal};
 use zk_testkit::{LoopbackEnsemble, eventually};
 
@@ -35,6 +35,20 @@ async fn ensemble_with_sidecars() -> Option<(LoopbackEnsemble, Myid)> {
         &ensemble.myids(),
         leader,
         Duration::from_secs(15),
+    )
+    .await;
+    eventually(
+        "every sidecar to reach every member",
+        Duration::from_secs(15),
+        || async {
+            for myid in ensemble.myids() {
+                let status = ensemble.sidecar_status(myid).await?;
+                if status.members.iter().any(|m| !m.reachable) {
+                    return Err(format!("sidecar {myid}: {:?}", status.members));
+                }
+            }
+            Ok(())
+        },
     )
     .await;
     Some((ensemble, leader))
@@ -76,18 +90,27 @@ async fn reports_zookeepers_leader_and_epoch_and_is_ready() {
     let Some((ensemble, leader)) = ensemble_with_sidecars().await else {
         return;
     };
-    // The leader's epoch as ZooKeeper has it: the high half of its zxid
-    // once it has logged in the epoch it leads.
+    // The leader's epoch as ZooKeeper has it: the high half of its zxid,
+    // which a leader sets to its new epoch when it takes over.
     let srvr = ensemble.srvr(leader).await.unwrap();
     for myid in ensemble.myids() {
-        let status = eventually("an established leader", Duration::from_secs(10), || async {
-            let status = ensemble.sidecar_status(myid).await?;
-            if status.quorum.reachable == 3 && status.serving == Some(true) {
-                Ok(status)
-            } else {
-                Err(format!("{status:?}"))
-            }
-        })
+        let status = eventually(
+            "the sidecar to match srvr",
+            Duration::from_secs(10),
+            || async {
+                let status = ensemble.sidecar_status(myid).await?;
+                let matches = status.leader == Some(u64::from(leader))
+                    && status.peer_epoch == Some(srvr.zxid >> 32)
+                    && status.leader_phase == Some(LeaderPhase::Established)
+                    && status.serving == Some(true)
+                    && status.quorum.reachable == 3;
+                if matches {
+                    Ok(status)
+                } else {
+                    Err(format!("{status:?}"))
+                }
+            },
+        )
         .await;
         let answer = ensemble.srvr(myid).await.unwrap();
         let expected = if myid == leader {
@@ -97,8 +120,6 @@ async fn reports_zookeepers_leader_and_epoch_and_is_ready() {
         };
         assert_eq!(status.state, expected);
         assert_eq!(answer.mode == Mode::Leader, myid == leader);
-        assert_eq!(status.leader, Some(u64::from(leader)));
-        assert_eq!(status.peer_epoch, Some(srvr.zxid >> 32), "{status:?}");
         assert_eq!(status.quorum.voters, vec![1, 2, 3]);
         assert_eq!(status.members.len(), 3);
         for code_path in ["/readyz", "/livez"] {

@@ -79,11 +79,19 @@ pub fn conclude(replies: &BTreeMap<i64, Vote>, rule: &Verifiers) -> Conclusion {
             };
         }
     }
-    for (leader, epoch) in &candidates {
-        if rule.has_all_quorums(&backing(*leader, None)) {
+    for (leader, _) in &candidates {
+        let behind = backing(*leader, None);
+        if rule.has_all_quorums(&behind) {
+            // A follower reports the new epoch only after its leader moved
+            // to it, so the newest epoch among them is the leader's, even
+            // when the leader's own reply is the older sample.
+            let newest = behind
+                .iter()
+                .filter_map(|sid| replies.get(sid).map(|v| v.peer_epoch))
+                .max();
             return Conclusion::Leader {
                 leader: *leader,
-                peer_epoch: *epoch,
+                peer_epoch: newest.unwrap_or_default(),
                 establishing: true,
             };
         }
@@ -175,6 +183,14 @@ mod tests {
     fn w4_establishing_matches_on_the_leader_alone() {
         let r = replies(&[(1, F, 2, 1, 2), (2, L, 2, 2, 2)]);
         assert_eq!(conclude(&r, &three()), leader(2, 2, true));
+    }
+
+    #[test]
+    fn establishing_reports_the_newest_epoch_behind_the_leader() {
+        // The leader's reply was sampled before it moved to epoch 1, the
+        // follower's after.
+        let r = replies(&[(1, F, 2, 1, 2), (2, L, 2, 0, 2)]);
+        assert_eq!(conclude(&r, &three()), leader(2, 1, true));
     }
 
     #[test]

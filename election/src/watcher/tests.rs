@@ -421,18 +421,26 @@ fn while_waiting_for_the_local_member_polls_are_held_then_sent_at_once() {
     let mut sim = Sim::new(ensemble(), config());
     sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
     sim.advance(2 * S + 500 * MS);
+    // The leader dies; the probe has not looked yet, so the last word is
+    // still "serving": the hold starts anyway.
     sim.kill(3);
-    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
     sim.set(1, ServerState::Looking, 3, 1, 2);
     sim.set(2, ServerState::Looking, 3, 1, 2);
     let held_from = sim.now;
-    sim.advance(1200 * MS);
+    sim.advance(100 * MS);
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now); // a stale look
+    sim.pump();
+    sim.advance(100 * MS);
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.pump();
+    sim.advance(1000 * MS);
     let during: Vec<_> = sim
         .sent
         .iter()
         .filter(|s| s.0 > held_from && s.1 != 3)
         .collect();
     assert!(during.is_empty(), "held for twice the interval: {during:?}");
+    assert!(sim.now - held_from >= S, "the polls would have been due");
     // The local member serves again: both survivors are polled at once.
     sim.set(1, ServerState::Following, 2, 2, 2);
     sim.set(2, ServerState::Leading, 2, 2, 2);
@@ -611,4 +619,146 @@ fn observers_are_polled_and_shown_but_never_counted() {
     sim.kill(1);
     sim.kill(2);
     assert_eq!(sim.leader(), None, "the observer is no quorum");
+}
+
+#[test]
+fn with_its_own_server_down_it_first_polls_when_elections_lately_ended() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.advance(2 * S + 500 * MS);
+    // A first election, seen beside a live member: 3 dies, 2 leads 400 ms on.
+    sim.kill(3);
+    sim.set(1, ServerState::Looking, 3, 1, 2);
+    sim.set(2, ServerState::Looking, 3, 1, 2);
+    sim.advance(100 * MS);
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.advance(300 * MS);
+    sim.set(1, ServerState::Following, 2, 2, 2);
+    sim.set(2, ServerState::Leading, 2, 2, 2);
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    sim.advance(S);
+    assert_eq!(sim.leader(), Some((2, 2, Phase::Established)));
+    let took = sim.events.iter().find_map(|e| match e {
+        Event::Leader(LeaderEvent::Known {
+            election_duration: Some(d),
+            ..
+        }) => Some(*d),
+        _ => None,
+    });
+    let took = took.expect("the first election's duration");
+    // 3 rejoins; then the watcher's own server, 2, the leader, dies.
+    let f = sim.fakes.get_mut(&3).unwrap();
+    (f.up, f.state, f.leader, f.peer_epoch) = (true, ServerState::Following, 2, 2);
+    sim.advance(5 * S);
+    sim.w.handle(Input::Local(LocalServer::Down), sim.now);
+    sim.kill(2);
+    let lost = sim.now;
+    sim.set(1, ServerState::Looking, 2, 2, 3);
+    sim.set(3, ServerState::Looking, 2, 2, 3);
+    sim.events.clear();
+    sim.advance(took - 100 * MS);
+    sim.set(1, ServerState::Following, 3, 3, 3);
+    sim.set(3, ServerState::Leading, 3, 3, 3);
+    sim.advance(2 * S);
+    assert_eq!(sim.leader().map(|l| l.0), Some(3));
+    let first_polls: Vec<Instant> = [1, 3]
+        .iter()
+        .filter_map(|sid| {
+            sim.sent
+                .iter()
+                .find(|s| s.1 == *sid && s.0 > lost)
+                .map(|s| s.0)
+        })
+        .collect();
+    assert!(
+        first_polls.iter().all(|at| *at >= lost + took),
+        "{first_polls:?} vs {took:?}"
+    );
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Reply { vote, .. } if vote.state == ServerState::Looking)),
+        "no poll was spent on a LOOKING reply"
+    );
+}
+
+#[test]
+fn poll_slots_are_fixed_places_in_each_interval() {
+    let origin = Instant::now();
+    let slot = PollSlot {
+        origin,
+        offset: 10 * MS,
+    };
+    assert_eq!(slot.next(origin, S), origin + 10 * MS);
+    assert_eq!(slot.next(origin + 10 * MS, S), origin + 10 * MS);
+    assert_eq!(slot.next(origin + 11 * MS, S), origin + S + 10 * MS);
+    assert_eq!(slot.next(origin + 3 * S, S), origin + 3 * S + 10 * MS);
+    // On the wall clock: the origin is a whole second, the offset myid/256.
+    let wall = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+    let s = PollSlot::on_wall_clock(myid(64), S, origin + S, wall);
+    assert_eq!(s.origin, origin + 750 * MS);
+    assert_eq!(s.offset, 250 * MS);
+}
+
+#[test]
+fn with_a_slot_regular_polls_keep_to_it_and_sidecars_stagger() {
+    let origin = Instant::now();
+    let mut sims: Vec<Sim> = [1, 2]
+        .iter()
+        .map(|id| {
+            let mut c = WatcherConfig::new(myid(*id), None);
+            c.slot = Some(PollSlot {
+                origin,
+                offset: S.mul_f64(*id as f64 / 256.0),
+            });
+            Sim::new(ensemble(), c)
+        })
+        .collect();
+    for sim in &mut sims {
+        // Timers fire a little late: tick 300 µs after every deadline.
+        let until = sim.now + 5 * S;
+        while let Some(deadline) = sim.w.next_deadline().filter(|d| *d <= until) {
+            sim.now = deadline + Duration::from_micros(300);
+            sim.w.handle(Input::Tick, sim.now);
+            sim.pump();
+        }
+    }
+    for (i, sim) in sims.iter().enumerate() {
+        let offset = S.mul_f64((i + 1) as f64 / 256.0);
+        let polls = sim.polls_to(3);
+        assert!(polls.len() >= 5, "one poll a second: {}", polls.len());
+        // After the bootstrap (sent at once), every poll is on the slot
+        // (give or take the late timers).
+        for poll in &polls[1..] {
+            let into = (poll.0 - origin).as_nanos() % S.as_nanos();
+            let late = into - offset.as_nanos();
+            assert!(late < SLOT_TOLERANCE.as_nanos(), "{late} ns after its slot");
+        }
+    }
+    // The random schedules keep the rate rules with slots too.
+    for seed in 0..50u64 {
+        let mut rng = schedule::Jitter::new(seed);
+        let mut c = config();
+        c.slot = Some(PollSlot {
+            origin,
+            offset: 4 * MS,
+        });
+        let mut sim = Sim::new(ensemble(), c);
+        for _ in 0..40 {
+            let sid = 1 + (rng.next() * 3.0) as i64;
+            match (rng.next() * 5.0) as u32 {
+                0 => sim.kill(sid),
+                1 => sim.fakes.get_mut(&sid).unwrap().up = true,
+                2 => sim.set(sid, ServerState::Looking, sid, 1, 2),
+                _ => {}
+            }
+            sim.advance(Duration::from_millis((rng.next() * 2500.0) as u64));
+        }
+        for sid in 1..=3 {
+            for pair in sim.polls_to(sid).windows(2) {
+                assert!(pair[1].0 - pair[0].0 >= S, "seed {seed}");
+            }
+        }
+    }
 }

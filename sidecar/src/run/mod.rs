@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zk_election::config::QuorumConfig;
-use zk_election::watcher::{Watcher, WatcherConfig};
+use zk_election::watcher::{PollSlot, Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
 use zk_ensemble::{Myid, Role, ZooCfg};
 
@@ -166,8 +166,14 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
     if let Some(why) = unsupported_security(&cfg) {
         return Err(RunError::Unsupported(why));
     }
-    let config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
+    let mut config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
         .with_poll_interval(args.poll_interval);
+    config.slot = Some(PollSlot::on_wall_clock(
+        myid,
+        config.poll_interval,
+        now,
+        std::time::SystemTime::now(),
+    ));
     let initial = QuorumConfig::from_zoo_cfg(&cfg, config::config_version(&cfg))
         .map_err(|e| RunError::Unsupported(format!("{}: {e}", args.config.display())))?;
     let watcher = Watcher::new(config, &initial, now)?;
