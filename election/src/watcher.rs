@@ -383,11 +383,16 @@ impl Member {
         }
     }
 
+    /// The latest reply, if it still counts: the connection is up, no poll
+    /// went unanswered, and the reply is recent, or a later poll is still
+    /// within its reply time-out (polls may be up to two intervals apart,
+    /// on their slot or while held; waiting for an answer is not silence).
     fn fresh(&self, fresh_for: Duration, now: Instant) -> Option<&Sample> {
         let up = matches!(self.link, Link::Up { .. });
-        self.reply
-            .as_ref()
-            .filter(|s| up && self.unanswered == 0 && now < s.at + fresh_for)
+        self.reply.as_ref().filter(|s| {
+            up && self.unanswered == 0
+                && (now < s.at + fresh_for || self.in_flight.is_some_and(|sent| sent >= s.at))
+        })
     }
 }
 
@@ -629,7 +634,8 @@ impl Watcher {
                     // A reply going stale changes reachability and perhaps
                     // the leader.
                     m.fresh(config.fresh_for, self.now)
-                        .map(|s| s.at + config.fresh_for),
+                        .map(|s| s.at + config.fresh_for)
+                        .filter(|stale| *stale > self.now),
                 ],
             })
             .flatten()

@@ -762,3 +762,28 @@ fn with_a_slot_regular_polls_keep_to_it_and_sidecars_stagger() {
         }
     }
 }
+
+#[test]
+fn a_member_is_not_lost_while_an_answer_is_still_awaited() {
+    let mut c = config();
+    c.fresh_for = 1500 * MS; // shorter than a held or slotted spacing can be
+    let mut sim = Sim::new(ensemble(), c);
+    sim.advance(2 * S + 100 * MS);
+    sim.events.clear();
+    // The poll of 3 s is answered 1.8 s late (within the 2 s time-out).
+    sim.fakes.get_mut(&1).unwrap().silent = true;
+    sim.advance(1700 * MS);
+    sim.advance(MS);
+    sim.resume(1);
+    assert!(
+        !sim.events
+            .iter()
+            .any(|e| matches!(e, Event::Unreachable { sid: 1, .. })),
+        "{:?}",
+        sim.events
+    );
+    // Without a poll in flight, a reply older than fresh_for no longer counts.
+    sim.kill(2);
+    sim.kill(3);
+    assert_eq!(sim.leader(), None);
+}
