@@ -1,0 +1,455 @@
+//! The steps the end-to-end tests are made of, each asserted through the
+//! Kubernetes API: apply a cluster in a fresh namespace, wait until it is
+//! healthy (every pod ready, the status agreeing with every sidecar, the
+//! role labels right), delete the leader's pod, scale through the scale
+//! subresource, and delete the cluster.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::Status;
+use zk_ensemble::Role;
+use zk_ensemble::identity;
+use zk_operator::build::{self, labels};
+use zk_operator::crd::{self, ZookeeperCluster};
+
+use crate::checks::{self, Leadership};
+use crate::poll::{self, note};
+use crate::zkcli::ZkClient;
+use crate::{Error, Result, ensure, sidecar};
+
+/// Set by `tests/kind/run --keep`: leave every namespace as the test left
+/// it, to look at with kubectl.
+pub const ENV_KEEP: &str = "ZOOKUBE_KIND_KEEP";
+
+/// The label of every namespace the suite creates.
+const NAMESPACE_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "zookube-e2e");
+
+/// How long a new ensemble may take to become healthy: pods scheduled,
+/// volumes bound, images pulled where a node lacks them, JVMs started, a
+/// leader elected, and the operator's status caught up.
+pub const FIRST_HEALTHY: Duration = Duration::from_secs(8 * 60);
+/// How long a change (a lost leader, a deleted cluster) may take to settle.
+pub const SETTLE: Duration = Duration::from_secs(6 * 60);
+/// How long scaling by two voters may take: members join one at a time,
+/// each started, caught up and added by `reconfig` before the next (or
+/// removed by `reconfig` before its pod goes).
+pub const SCALE: Duration = Duration::from_secs(10 * 60);
+
+/// One cluster under test.
+pub struct Scenario {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub name: String,
+    pub clusters: Api<ZookeeperCluster>,
+    pub zk: ZkClient,
+    pub started: Instant,
+}
+
+/// Creates `namespace` afresh: one an earlier run left behind (with its
+/// retained volumes) is deleted first, so no old data comes back.
+pub async fn fresh_namespace(
+    client: &kube::Client,
+    namespace: &str,
+    started: Instant,
+) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(namespace).await?.is_some() {
+        note(
+            started,
+            format!("deleting namespace {namespace} left by an earlier run"),
+        );
+        let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
+        let what = format!("namespace {namespace} to be gone");
+        let namespaces = &namespaces;
+        poll::until(started, &what, Duration::from_secs(5 * 60), || async move {
+            match namespaces.get_opt(namespace).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err(format!("{namespace} is still terminating")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+    }
+    let fresh = Namespace {
+        metadata: ObjectMeta {
+            name: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(
+                NAMESPACE_LABEL.0.to_owned(),
+                NAMESPACE_LABEL.1.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces.create(&PostParams::default(), &fresh).await?;
+    Ok(())
+}
+
+/// Deletes a namespace the suite created (without waiting), unless
+/// [`ENV_KEEP`] is set.
+pub async fn cleanup_namespace(client: &kube::Client, namespace: &str, started: Instant) {
+    if std::env::var_os(ENV_KEEP).is_some() {
+        note(
+            started,
+            format!("keeping namespace {namespace} ({ENV_KEEP} is set)"),
+        );
+        return;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
+}
+
+/// The message of an API server's refusal, or why there was none.
+pub fn refusal(result: kube::Result<impl std::fmt::Debug>) -> Result<Box<Status>> {
+    match result {
+        Err(kube::Error::Api(status)) => Ok(status),
+        Err(other) => Err(Error::Kube(other)),
+        Ok(accepted) => Err(Error::Check(format!(
+            "the API server accepted what it should refuse: {accepted:?}"
+        ))),
+    }
+}
+
+impl Scenario {
+    /// Creates the cluster's namespace afresh and the cluster in it.
+    pub async fn apply(
+        client: kube::Client,
+        cluster: ZookeeperCluster,
+        started: Instant,
+    ) -> Result<Scenario> {
+        let namespace = cluster
+            .metadata
+            .namespace
+            .clone()
+            .ok_or_else(|| Error::Check("the cluster has no namespace".to_owned()))?;
+        let name = cluster
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| Error::Check("the cluster has no name".to_owned()))?;
+        fresh_namespace(&client, &namespace, started).await?;
+        let clusters: Api<ZookeeperCluster> = Api::namespaced(client.clone(), &namespace);
+        note(
+            started,
+            format!(
+                "applying ZookeeperCluster {namespace}/{name}: {} voters, {} observers",
+                cluster.spec.replicas, cluster.spec.observers
+            ),
+        );
+        clusters.create(&PostParams::default(), &cluster).await?;
+        let image = cluster
+            .spec
+            .image
+            .clone()
+            .unwrap_or_else(|| crd::DEFAULT_ZOOKEEPER_IMAGE.to_owned());
+        let server = format!(
+            "{}:{}",
+            build::client_name(&name),
+            cluster.spec.ports.client
+        );
+        let zk = ZkClient::new(client.clone(), &namespace, server, image, started);
+        Ok(Scenario {
+            client,
+            namespace,
+            name,
+            clusters,
+            zk,
+            started,
+        })
+    }
+
+    /// One look at the ensemble: the status counts `voters` and
+    /// `observers`, all ready, for the current generation; exactly the
+    /// expected pods exist and are ready; the status agrees with every
+    /// sidecar; the role labels match; every sidecar sees voters
+    /// `1..=voters`.
+    pub async fn observe(&self, voters: u32, observers: u32) -> Result<Leadership, String> {
+        let cluster = self
+            .clusters
+            .get(&self.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = cluster
+            .status
+            .clone()
+            .ok_or("the cluster has no status yet")?;
+        let generation = cluster.metadata.generation;
+        if status.observed_generation != generation {
+            return Err(format!(
+                "the status is for generation {:?}, the spec is at {generation:?}",
+                status.observed_generation
+            ));
+        }
+        let counts = [
+            status.replicas,
+            status.ready_replicas,
+            status.observers,
+            status.ready_observers,
+        ];
+        let (v, o) = (i64::from(voters), i64::from(observers));
+        if counts.map(i64::from) != [v, v, o, o] {
+            return Err(format!(
+                "status: {} voters ({} ready), {} observers ({} ready); waiting for {voters} and {observers}",
+                counts[0], counts[1], counts[2], counts[3]
+            ));
+        }
+
+        let expected = checks::expected_members(&self.name, voters, observers)?;
+        let pods = self.member_pods().await.map_err(|e| e.to_string())?;
+        let mut names: Vec<&str> = pods
+            .iter()
+            .map(|p| p.metadata.name.as_deref().unwrap_or(""))
+            .collect();
+        names.sort_unstable();
+        let mut want_names: Vec<&str> = expected.iter().map(|(pod, _)| pod.as_str()).collect();
+        want_names.sort_unstable();
+        if names != want_names {
+            return Err(format!("member pods {names:?}, expected {want_names:?}"));
+        }
+        for pod in &pods {
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            if pod.metadata.deletion_timestamp.is_some() {
+                return Err(format!("{name} is terminating"));
+            }
+            if !is_ready(pod) {
+                return Err(format!("{name} is not ready"));
+            }
+        }
+
+        let mut sidecars = BTreeMap::new();
+        for (pod, _) in &expected {
+            let status = sidecar::status(&self.client, &self.namespace, pod).await?;
+            sidecars.insert(pod.clone(), status);
+        }
+        let leadership = checks::status_agrees_with_sidecars(&self.name, &status, &sidecars)?;
+        let role_labels: BTreeMap<String, Option<String>> = pods
+            .iter()
+            .map(|pod| {
+                let label = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::ROLE).cloned());
+                (pod.metadata.name.clone().unwrap_or_default(), label)
+            })
+            .collect();
+        checks::role_labels_match(&self.name, &leadership.pod, &role_labels)?;
+        let voter_myids: Vec<u64> = (1..=u64::from(voters)).collect();
+        checks::voters_agree(&sidecars, &voter_myids)?;
+        Ok(leadership)
+    }
+
+    /// Waits until [`Scenario::observe`] holds and `accept` agrees with the
+    /// leadership it found.
+    pub async fn wait_healthy(
+        &self,
+        voters: u32,
+        observers: u32,
+        timeout: Duration,
+        accept: impl Fn(&Leadership) -> Result<(), String>,
+    ) -> Result<Leadership> {
+        let what = format!(
+            "{}/{}: {voters} voters and {observers} observers ready, status agreeing with every sidecar",
+            self.namespace, self.name
+        );
+        let accept = &accept;
+        let leadership = poll::until(self.started, &what, timeout, || async move {
+            let leadership = self.observe(voters, observers).await?;
+            accept(&leadership)?;
+            Ok(leadership)
+        })
+        .await?;
+        note(
+            self.started,
+            format!(
+                "leader myid {} ({}) in peer epoch {}",
+                leadership.myid, leadership.pod, leadership.peer_epoch
+            ),
+        );
+        Ok(leadership)
+    }
+
+    /// The cluster's member pods, voters and observers.
+    pub async fn member_pods(&self) -> Result<Vec<Pod>> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let selector = labels::selector_string(&labels::cluster_selector(&self.name));
+        Ok(pods
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items)
+    }
+
+    /// Deletes the leader's pod and waits until the ensemble is healthy
+    /// again with a new leader in a higher peer epoch, the pod recreated.
+    pub async fn delete_leader(
+        &self,
+        voters: u32,
+        observers: u32,
+        before: &Leadership,
+    ) -> Result<Leadership> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let old_uid = pods.get(&before.pod).await?.metadata.uid;
+        note(
+            self.started,
+            format!("deleting the leader's pod {}", before.pod),
+        );
+        pods.delete(&before.pod, &DeleteParams::default()).await?;
+        let after = self
+            .wait_healthy(voters, observers, SETTLE, |now| {
+                if now.myid == before.myid {
+                    Err(format!("myid {} still leads", now.myid))
+                } else if now.peer_epoch <= before.peer_epoch {
+                    Err(format!(
+                        "myid {} leads in peer epoch {}, not above {}",
+                        now.myid, now.peer_epoch, before.peer_epoch
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .await?;
+        let new_uid = pods.get(&before.pod).await?.metadata.uid;
+        ensure(new_uid != old_uid, || {
+            format!("{} was not recreated (same uid)", before.pod)
+        })?;
+        Ok(after)
+    }
+
+    /// `kubectl scale zk/NAME --replicas=N`: a merge patch of the scale
+    /// subresource.
+    pub async fn scale(&self, replicas: i32) -> kube::Result<Scale> {
+        note(
+            self.started,
+            format!("scaling {} to {replicas} replicas", self.name),
+        );
+        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        self.clusters
+            .patch_scale(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+    }
+
+    /// The PersistentVolumeClaims in the namespace, by name.
+    pub async fn claims(&self) -> Result<Vec<String>> {
+        let claims: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let mut names: Vec<String> = claims
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The children the operator made that still exist.
+    async fn children_left(&self) -> Result<Vec<String>, String> {
+        let mut left = Vec::new();
+        let name = &self.name;
+        let ns = &self.namespace;
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
+        for child in [build::config_map_name(name), build::client_name(name)] {
+            if config_maps
+                .get_opt(&child)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push(format!("ConfigMap {child}"));
+            }
+        }
+        let services: Api<Service> = Api::namespaced(self.client.clone(), ns);
+        for child in [
+            identity::headless_service_name(name),
+            build::client_name(name),
+        ] {
+            if services
+                .get_opt(&child)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push(format!("Service {child}"));
+            }
+        }
+        let stateful_sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        for role in [Role::Voter, Role::Observer] {
+            let child = build::stateful_set_name(name, role);
+            if stateful_sets
+                .get_opt(&child)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                left.push(format!("StatefulSet {child}"));
+            }
+        }
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(self.client.clone(), ns);
+        let child = build::pdb_name(name);
+        if budgets
+            .get_opt(&child)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            left.push(format!("PodDisruptionBudget {child}"));
+        }
+        for pod in self.member_pods().await.map_err(|e| e.to_string())? {
+            left.push(format!("Pod {}", pod.metadata.name.unwrap_or_default()));
+        }
+        Ok(left)
+    }
+
+    /// Deletes the cluster and waits until it and every child the operator
+    /// made (ConfigMaps, Services, StatefulSets, the budget, the pods) are
+    /// gone. Volumes are not children: they follow `storage.whenDeleted`.
+    pub async fn delete_cluster(&self) -> Result<()> {
+        note(
+            self.started,
+            format!("deleting ZookeeperCluster {}", self.name),
+        );
+        self.clusters
+            .delete(&self.name, &DeleteParams::background())
+            .await?;
+        let what = format!("{} and its children to be gone", self.name);
+        poll::until(self.started, &what, SETTLE, || async move {
+            if self
+                .clusters
+                .get_opt(&self.name)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!("ZookeeperCluster {} still exists", self.name));
+            }
+            let left = self.children_left().await?;
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {}", left.join(", ")))
+            }
+        })
+        .await
+    }
+}
+
+/// The pod's `Ready` condition.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}

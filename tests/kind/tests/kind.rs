@@ -1,0 +1,224 @@
+//! zookube end to end, on a kind cluster with the operator installed from
+//! `charts/zookube` and the images built from `docker/Dockerfile`.
+//!
+//! Every test here is ignored in the normal test run: each needs the
+//! cluster that `tests/kind/run` creates (it sets `ZOOKUBE_KIND_KUBECONFIG`
+//! and runs them with `--ignored`, one at a time). See the README, "End to
+//! end on kind".
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use zk_ensemble::messages::REPLICAS_ODD;
+use zk_kind::checks::{longest_gap, lost_writes, parse_write_log};
+use zk_kind::examples::{self, FULL, KindSetting, MINIMAL, fit_for_kind};
+use zk_kind::poll::note;
+use zk_kind::scenario::{
+    FIRST_HEALTHY, SCALE, Scenario, cleanup_namespace, fresh_namespace, refusal,
+};
+use zk_kind::zkcli::now_ms;
+use zk_kind::{Error, Result, ensure, kind};
+use zk_operator::crd::ZookeeperCluster;
+
+/// Where the tests keep their znodes.
+const ROOT: &str = "/zookube-e2e";
+/// Written before the leader goes; read after every change.
+const MARKER: &str = "/zookube-e2e/marker";
+/// The writer's znodes.
+const WRITES: &str = "/zookube-e2e/writes";
+
+/// The longest time without an acknowledged write allowed while scaling.
+/// Each write is a fresh `zkCli.sh` (a JVM start, about a second), an
+/// attempt that hits a member on its way out fails within the 5 s session
+/// timeout, and adding or removing a voter by `reconfig` needs no election.
+/// Losing the quorum — restarting the members together, or removing one
+/// before the new config is committed — costs pod restarts and an election,
+/// well over this.
+const MAX_WRITE_GAP_MS: u64 = 20_000;
+
+fn setting(namespace: &str) -> KindSetting {
+    KindSetting {
+        namespace: namespace.to_owned(),
+        sidecar_image: kind::sidecar_image(),
+    }
+}
+
+fn marker_value() -> String {
+    format!("written-before-the-leader-went-{}", now_ms())
+}
+
+#[tokio::test]
+#[ignore = "needs the kind cluster of tests/kind/run"]
+async fn api_server_accepts_the_examples_and_refuses_even_replicas() -> Result<()> {
+    let started = Instant::now();
+    let client = kind::connect().await?;
+    let namespace = "zk-e2e-validation";
+    fresh_namespace(&client, namespace, started).await?;
+    let clusters: Api<ZookeeperCluster> = Api::namespaced(client.clone(), namespace);
+
+    // Every example as written (only its namespace changed) passes the
+    // real API server's schema and CEL rules.
+    for example in examples::ALL {
+        let mut cluster = example.cluster()?;
+        cluster.metadata.namespace = Some(namespace.to_owned());
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        clusters
+            .create(&dry_run, &cluster)
+            .await
+            .map_err(|e| Error::Check(format!("examples/{}: {e}", example.file)))?;
+        note(started, format!("examples/{} accepted", example.file));
+    }
+
+    // An even number of voters is refused at admission, with the rule's words.
+    for replicas in [2, 4] {
+        let mut cluster = MINIMAL.cluster()?;
+        cluster.metadata.namespace = Some(namespace.to_owned());
+        cluster.spec.replicas = replicas;
+        let refused = refusal(clusters.create(&PostParams::default(), &cluster).await)?;
+        ensure(
+            refused.code == 422 && refused.message.contains(REPLICAS_ODD),
+            || format!("replicas {replicas} was refused with {refused:?}"),
+        )?;
+        note(
+            started,
+            format!("replicas {replicas} refused: {}", refused.message),
+        );
+    }
+    let stored = clusters.list(&ListParams::default()).await?.items;
+    ensure(stored.is_empty(), || {
+        format!("{} clusters were stored", stored.len())
+    })?;
+
+    cleanup_namespace(&client, namespace, started).await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the kind cluster of tests/kind/run"]
+async fn full_example_with_observers_survives_the_loss_of_its_leader() -> Result<()> {
+    let started = Instant::now();
+    let client = kind::connect().await?;
+    let cluster = fit_for_kind(FULL.cluster()?, &setting("zk-e2e-full"));
+    let (voters, observers) = (5, 2);
+    let s = Scenario::apply(client.clone(), cluster, started).await?;
+
+    let first = s
+        .wait_healthy(voters, observers, FIRST_HEALTHY, |_| Ok(()))
+        .await?;
+    let marker = marker_value();
+    s.zk.create(ROOT, "zookube-e2e").await?;
+    s.zk.create(MARKER, &marker).await?;
+
+    s.delete_leader(voters, observers, &first).await?;
+    s.zk.expect_data(MARKER, &marker).await?;
+
+    let claims = s.claims().await?;
+    s.delete_cluster().await?;
+    // The example says `whenDeleted: Retain`.
+    let kept = s.claims().await?;
+    ensure(kept == claims, || {
+        format!("volumes before deletion {claims:?}, after {kept:?}; whenDeleted is Retain")
+    })?;
+
+    cleanup_namespace(&client, &s.namespace, started).await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the kind cluster of tests/kind/run"]
+async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3() -> Result<()> {
+    let started = Instant::now();
+    let client = kind::connect().await?;
+    let cluster = fit_for_kind(MINIMAL.cluster()?, &setting("zk-e2e-minimal"));
+    let s = Scenario::apply(client.clone(), cluster, started).await?;
+
+    // Ready, leader and epoch as the sidecars say, the leader labelled.
+    let first = s.wait_healthy(3, 0, FIRST_HEALTHY, |_| Ok(())).await?;
+
+    // Data written through the client Service survives the leader's pod.
+    let marker = marker_value();
+    s.zk.create(ROOT, "zookube-e2e").await?;
+    s.zk.create(MARKER, &marker).await?;
+    s.delete_leader(3, 0, &first).await?;
+    s.zk.expect_data(MARKER, &marker).await?;
+
+    // `kubectl scale` 3 → 5 → 3 under a steady stream of writes.
+    s.zk.create(WRITES, "zookube-e2e").await?;
+    let writer =
+        s.zk.start_writer(WRITES, Duration::from_secs(30 * 60))
+            .await?;
+    writer.wait_for_acks(3, 0).await?;
+    let from = now_ms();
+    let scaled = s.scale(5).await?;
+    ensure(
+        scaled.spec.and_then(|spec| spec.replicas) == Some(5),
+        || "the scale subresource did not take replicas 5".to_owned(),
+    )?;
+    s.wait_healthy(5, 0, SCALE, |_| Ok(())).await?;
+    s.zk.expect_data(MARKER, &marker).await?;
+    s.scale(3).await?;
+    s.wait_healthy(3, 0, SCALE, |_| Ok(())).await?;
+    let to = now_ms();
+    writer.wait_for_acks(3, to).await?;
+    let log = parse_write_log(&writer.log().await?);
+    writer.stop().await?;
+
+    let present = s.zk.children(WRITES).await?;
+    let lost = lost_writes(&log.acked, &present);
+    ensure(lost.is_empty(), || {
+        format!(
+            "{} of {} acknowledged writes are gone: {lost:?}",
+            lost.len(),
+            log.acked.len()
+        )
+    })?;
+    let gap = longest_gap(&log.acked, from, to).ok_or_else(|| {
+        Error::Check("the writes do not cover the whole scale from 3 to 5 and back".to_owned())
+    })?;
+    note(
+        started,
+        format!(
+            "while scaling 3 → 5 → 3 ({} s): {} writes acknowledged, {} failed, the longest gap {gap} ms",
+            (to - from) / 1000,
+            log.acked.len(),
+            log.failed.len()
+        ),
+    );
+    ensure(gap <= MAX_WRITE_GAP_MS, || {
+        format!(
+            "no write was acknowledged for {gap} ms while scaling (at most {MAX_WRITE_GAP_MS} ms)"
+        )
+    })?;
+    s.zk.expect_data(MARKER, &marker).await?;
+
+    // An even size through the scale subresource is refused with the CEL
+    // rule's words, and changes nothing.
+    let refused = refusal(s.scale(4).await)?;
+    ensure(
+        refused.code == 422 && refused.message.contains(REPLICAS_ODD),
+        || format!("kubectl scale --replicas=4 was refused with {refused:?}"),
+    )?;
+    note(started, format!("replicas 4 refused: {}", refused.message));
+    let replicas = s.clusters.get(&s.name).await?.spec.replicas;
+    ensure(replicas == 3, || format!("spec.replicas is {replicas}"))?;
+
+    // Deleting the cluster removes its children; the volumes stay
+    // (`whenDeleted` defaults to Retain), those of members 4 and 5 too
+    // (`whenScaled` defaults to Retain).
+    let claims = s.claims().await?;
+    ensure(claims.len() == 5, || {
+        format!("expected the volumes of 5 members, found {claims:?}")
+    })?;
+    s.delete_cluster().await?;
+    let kept = s.claims().await?;
+    ensure(kept == claims, || {
+        format!("volumes before deletion {claims:?}, after {kept:?}; whenDeleted is Retain")
+    })?;
+
+    cleanup_namespace(&client, &s.namespace, started).await;
+    Ok(())
+}
