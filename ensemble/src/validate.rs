@@ -148,8 +148,27 @@ pub struct Summary {
 }
 
 /// Checks a parsed config (with its dynamic file merged) and the contents of
-/// the member's myid file.
+/// the member's myid file, as an ensemble someone writes by hand: an even
+/// number of voters is refused.
 pub fn validate(cfg: &ZooCfg, myid_file: &str) -> Result<Summary, Vec<Problem>> {
+    checked(cfg, myid_file, Voters::MustBeOdd)
+}
+
+/// Checks a member's config as [`validate`] does, except that an even number
+/// of voters is accepted: a membership change moves one voter at a time, so
+/// the configuration ZooKeeper commits between 3 and 5 voters lists 4, and a
+/// member that starts (or restarts) then must start from it.
+pub fn validate_member(cfg: &ZooCfg, myid_file: &str) -> Result<Summary, Vec<Problem>> {
+    checked(cfg, myid_file, Voters::AnyCount)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Voters {
+    MustBeOdd,
+    AnyCount,
+}
+
+fn checked(cfg: &ZooCfg, myid_file: &str, voter_count: Voters) -> Result<Summary, Vec<Problem>> {
     let mut problems = Vec::new();
     let myid = Myid::parse_file(myid_file)
         .map_err(|e| problems.push(Problem::MyidFile(e)))
@@ -177,7 +196,7 @@ pub fn validate(cfg: &ZooCfg, myid_file: &str) -> Result<Summary, Vec<Problem>> 
     let voters: Vec<i64> = cfg.voters().iter().map(|s| s.id).collect();
     if voters.is_empty() {
         problems.push(Problem::NoVoters);
-    } else if voters.len().is_multiple_of(2) {
+    } else if voter_count == Voters::MustBeOdd && voters.len().is_multiple_of(2) {
         problems.push(Problem::EvenVoters { voters });
     }
 
@@ -292,6 +311,25 @@ mod tests {
         assert_eq!(summary.observers, 1);
         assert_eq!(summary.quorum, 2);
         assert_eq!(summary.tolerated_failures, 1);
+    }
+
+    #[test]
+    fn a_member_may_start_from_an_even_config_between_two_odd_ones() {
+        let four = with_servers(
+            "server.1=a:2888:3888;2181\nserver.2=b:2888:3888;2181\nserver.3=c:2888:3888;2181\nserver.4=d:2888:3888;2181\n",
+        );
+        let cfg = ZooCfg::parse(&four).unwrap();
+        let summary = validate_member(&cfg, "4").unwrap();
+        assert_eq!((summary.voters, summary.quorum), (4, 3));
+        // Written by hand, the same list is refused; other problems still are.
+        assert!(matches!(
+            validate(&cfg, "4").unwrap_err()[..],
+            [Problem::EvenVoters { .. }]
+        ));
+        assert!(matches!(
+            validate_member(&cfg, "5").unwrap_err()[..],
+            [Problem::MyidNotListed { .. }]
+        ));
     }
 
     /// Each bad input with the words its message must contain.

@@ -9,6 +9,9 @@
 //!
 //! Around it: the CRD ([`crd`]), leader election over a Lease ([`leader`]),
 //! metrics and `/healthz` ([`metrics`]), and `zk-operator run` ([`run`]).
+//! Membership changes and rolling restarts follow `zk_ensemble::plan`
+//! ([`membership`] maps its steps onto objects) and go through ZooKeeper's
+//! `reconfig` as its super user ([`reconfig`]).
 
 #![warn(clippy::unwrap_used)]
 
@@ -18,7 +21,9 @@ pub mod controller;
 pub mod crd;
 pub mod leader;
 pub mod local;
+pub mod membership;
 pub mod metrics;
+pub mod reconfig;
 pub mod render;
 pub mod run;
 pub mod sidecar_client;

@@ -15,7 +15,10 @@ use zk_ensemble::status::SidecarStatus;
 use zk_ensemble::{MemberState, Role, quorum};
 
 use crate::build::labels::{self, RoleLabel};
-use crate::build::{CONFIG_HASH_ANNOTATION, SIDECAR_CONTAINER, SIDECAR_PORT, SIDECAR_PORT_NAME};
+use crate::build::{
+    CONFIG_HASH_ANNOTATION, SIDECAR_CONTAINER, SIDECAR_PORT, SIDECAR_PORT_NAME,
+    TEMPLATE_HASH_ANNOTATION,
+};
 use crate::cluster::{InvalidSpec, ValidatedCluster};
 use crate::crd::{LeaderStatus, MemberStatus, ZookeeperClusterStatus};
 
@@ -43,6 +46,8 @@ pub struct PodView {
     pub role_label: Option<String>,
     /// The config hash its template had when it was created.
     pub config_hash: Option<String>,
+    /// The hash of the template it was created from.
+    pub template_hash: Option<String>,
     /// Being deleted (a restart or a scale-down in progress).
     pub terminating: bool,
 }
@@ -80,6 +85,10 @@ impl PodView {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned()),
+            template_hash: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION).cloned()),
             terminating: meta.deletion_timestamp.is_some(),
         }
     }
@@ -519,6 +528,34 @@ pub fn merge_conditions(
             }
         })
         .collect()
+}
+
+/// Replaces one condition of `status` (a membership change's
+/// `Progressing`), keeping its transition time while its status holds.
+pub fn set_condition(
+    status: &mut ZookeeperClusterStatus,
+    previous: Option<&ZookeeperClusterStatus>,
+    draft: ConditionDraft,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let type_ = draft.type_;
+    let merged = merge_conditions(
+        previous
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default(),
+        vec![draft],
+        generation,
+        now,
+    );
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(existing) => {
+            if let Some(condition) = merged.into_iter().next() {
+                *existing = condition;
+            }
+        }
+        None => status.conditions.extend(merged),
+    }
 }
 
 /// Whether a condition is true in a status.

@@ -16,6 +16,7 @@ use http::Method;
 use kube::runtime::controller::Action;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+use support::admin::FakeAdmin;
 use support::{FakeApi, Logged};
 use zk_ensemble::messages;
 use zk_operator::cluster::{self, Defaults};
@@ -31,13 +32,20 @@ const CLUSTER: &str = "/apis/zookube.io/v1alpha1/namespaces/default/zookeeperclu
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 fn context(client: kube::Client) -> Arc<Context> {
+    context_with(client, FakeAdmin::unreachable())
+}
+
+fn context_with(client: kube::Client, admin: FakeAdmin) -> Arc<Context> {
     let metrics = Metrics::register(&mut Registry::default());
-    Arc::new(Context::new(
-        client,
-        Defaults::default(),
-        metrics,
-        Some("zk-operator-0".into()),
-    ))
+    Arc::new(
+        Context::new(
+            client,
+            Defaults::default(),
+            metrics,
+            Some("zk-operator-0".into()),
+        )
+        .with_admin(Arc::new(admin)),
+    )
 }
 
 /// A fake API server holding `cluster`, and a context using it.
@@ -78,6 +86,8 @@ async fn a_new_cluster_gets_its_children_configuration_first() {
     assert_eq!(
         writes(&log),
         vec![
+            // The super user's Secret, created once: pods need its digest.
+            format!("POST {NS}/secrets"),
             format!("PATCH {NS}/configmaps/zk-config"),
             format!("PATCH {NS}/configmaps/zk-client"),
             format!("PATCH {NS}/services/zk-headless"),
@@ -142,7 +152,9 @@ async fn reconciling_an_unchanged_cluster_writes_nothing() {
 #[tokio::test]
 async fn drift_is_corrected_and_only_there() {
     let cluster = Cluster::test().build();
-    let (fake, ctx) = start(&cluster);
+    let (fake, client) = FakeApi::start();
+    fake.insert(CLUSTER, serde_json::to_value(&cluster).unwrap());
+    let ctx = context_with(client, FakeAdmin::committed(&[1, 2, 3]));
     reconcile(&cluster, &ctx).await.unwrap();
     // Someone scales the StatefulSet by hand.
     let path = format!("{APPS}/statefulsets/zk");
@@ -246,8 +258,11 @@ async fn a_failing_api_server_is_retried_with_backoff_and_reported() {
         "{err}"
     );
     assert!(
-        !fake.log().iter().any(|r| r.path.contains("statefulsets")),
-        "nothing after the failed step"
+        !fake
+            .log()
+            .iter()
+            .any(|r| r.is_write() && r.path.contains("statefulsets")),
+        "nothing applied after the failed step"
     );
 
     let cluster = Arc::new(cluster);
@@ -286,7 +301,11 @@ async fn a_failing_api_server_is_retried_with_backoff_and_reported() {
 #[tokio::test]
 async fn scaling_observers_to_zero_removes_their_statefulset() {
     let cluster = Cluster::test().observers(2).build();
-    let (fake, ctx) = start(&cluster);
+    let (fake, client) = FakeApi::start();
+    fake.insert(CLUSTER, serde_json::to_value(&cluster).unwrap());
+    // The ensemble's committed config has no observer (left already, or
+    // never started).
+    let ctx = context_with(client, FakeAdmin::committed(&[1, 2, 3]));
     reconcile(&cluster, &ctx).await.unwrap();
     let observers = format!("{APPS}/statefulsets/zk-observer");
     assert!(fake.get(&observers).is_some());
@@ -331,8 +350,12 @@ fn sidecar_document(myid: u64, state: &str) -> Value {
     json!({"myid": myid, "role": "voter", "state": state, "leader": 2, "peerEpoch": 5, "electionEpoch": 1})
 }
 
-/// A running, ready member pod as the StatefulSet controller makes it.
+/// A running, ready member pod as the StatefulSet controller makes it
+/// from the default cluster's template.
 fn member_pod(name: &str, hash: &str, sidecar: SocketAddr) -> Value {
+    let validated = cluster::validate(&Cluster::test().build()).unwrap();
+    let sts = zk_operator::build::stateful_set(&validated, zk_ensemble::Role::Voter);
+    let template = zk_operator::build::template_hash(&sts).unwrap().to_owned();
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
@@ -341,7 +364,7 @@ fn member_pod(name: &str, hash: &str, sidecar: SocketAddr) -> Value {
                 "app.kubernetes.io/name": "zookeeper", "app.kubernetes.io/instance": "zk",
                 "app.kubernetes.io/managed-by": "zookube", "app.kubernetes.io/component": "voter"
             },
-            "annotations": {"zookube.io/config-hash": hash}
+            "annotations": {"zookube.io/config-hash": hash, "zookube.io/template-hash": template}
         },
         "spec": {"containers": [
             {"name": "zookeeper"},

@@ -13,6 +13,7 @@ use http::Method;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use support::FakeApi;
+use support::admin::FakeAdmin;
 use zk_operator::cluster::Defaults;
 use zk_operator::controller::{self, Context, Scope};
 use zk_operator::leader::{LeaseLock, Timing};
@@ -88,12 +89,34 @@ fn permission(request: &support::Logged) -> Permission {
 }
 
 fn context(client: kube::Client) -> Arc<Context> {
-    Arc::new(Context::new(
-        client,
-        Defaults::default(),
-        Metrics::register(&mut Registry::default()),
-        None,
-    ))
+    // The ensemble's committed config: the three voters, no observer.
+    Arc::new(
+        Context::new(
+            client,
+            Defaults::default(),
+            Metrics::register(&mut Registry::default()),
+            None,
+        )
+        .with_admin(Arc::new(FakeAdmin::committed(&[1, 2, 3]))),
+    )
+}
+
+/// A sidecar answering `/v1/status` for `myid`, led by myid 2.
+async fn sidecar(myid: u64) -> u16 {
+    let state = if myid == 2 { "LEADING" } else { "FOLLOWING" };
+    let document = json!({"myid": myid, "role": "voter", "state": state, "leader": 2,
+                          "peerEpoch": 1, "electionEpoch": 1, "serving": true});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = axum::Router::new().route(
+        "/v1/status",
+        axum::routing::get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    port
 }
 
 /// Every permission the operator used across the scenarios.
@@ -143,6 +166,39 @@ async fn permissions_used() -> BTreeSet<Permission> {
         .await
         .unwrap();
 
+    // A rolling restart of another cluster: its voters run an older
+    // template; one is deleted.
+    let other = Cluster::test().name("zk2").build();
+    fake.insert(
+        "/apis/zookube.io/v1alpha1/namespaces/default/zookeeperclusters/zk2",
+        serde_json::to_value(&other).unwrap(),
+    );
+    controller::reconcile(Arc::new(other.clone()), ctx.clone())
+        .await
+        .unwrap();
+    for ordinal in 0..3u64 {
+        let port = sidecar(ordinal + 1).await;
+        fake.insert(
+            &format!("/api/v1/namespaces/default/pods/zk2-{ordinal}"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": format!("zk2-{ordinal}"), "namespace": "default",
+                                "labels": {"app.kubernetes.io/name": "zookeeper", "app.kubernetes.io/instance": "zk2",
+                                           "app.kubernetes.io/managed-by": "zookube"},
+                                "annotations": {"zookube.io/template-hash": "older"}},
+                   "spec": {"containers": [{"name": "sidecar", "ports": [{"name": "sidecar", "containerPort": port}]}]},
+                   "status": {"phase": "Running", "podIP": "127.0.0.1",
+                              "conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+    }
+    let other: zk_operator::crd::ZookeeperCluster = serde_json::from_value(
+        fake.get("/apis/zookube.io/v1alpha1/namespaces/default/zookeeperclusters/zk2")
+            .unwrap(),
+    )
+    .unwrap();
+    controller::reconcile(Arc::new(other), ctx.clone())
+        .await
+        .unwrap();
+
     // Leader election: create, then take over (get and update).
     let mut a = LeaseLock::new(
         client.clone(),
@@ -169,6 +225,9 @@ async fn every_request_the_operator_makes_is_allowed_by_the_chart() {
     for expected in [
         ("apps", "statefulsets", "delete"),
         ("", "pods", "patch"),
+        ("", "pods", "delete"),
+        ("", "secrets", "get"),
+        ("", "secrets", "create"),
         ("events.k8s.io", "events", "create"),
         ("coordination.k8s.io", "leases", "update"),
         ("zookube.io", "zookeeperclusters", "watch"),

@@ -2,7 +2,8 @@
 //!
 //! It derives the member's myid from the pod's ordinal with zk-ensemble's
 //! identity rule, checks the config as `check` does (and that the myid is in
-//! its server list), and writes `<data-dir>/myid` when the volume has none.
+//! its server list) except that an even voter count is accepted (the
+//! configuration ZooKeeper commits midway through a scale from 3 to 5), and writes `<data-dir>/myid` when the volume has none.
 //! A volume that already holds another myid belongs to another member: it is
 //! refused and never overwritten, because ZooKeeper would otherwise join the
 //! ensemble as the wrong server with the wrong data.
@@ -18,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use zk_ensemble::{Myid, Role, ZooCfg, identity, validate};
+use zk_ensemble::{Myid, Role, ZooCfg, identity, validate_member};
 
 use crate::config::{self, LoadError};
 
@@ -159,11 +160,12 @@ pub(crate) fn init(args: &InitArgs, env: &dyn PodEnv) -> Result<Vec<String>, Ini
     let myid =
         Myid::for_ordinal(args.role, ordinal).map_err(|e| InitError::Identity(e.to_string()))?;
     let cfg = config::load(&args.config)?;
-    let summary = validate(&cfg, &myid.file_contents()).map_err(|problems| InitError::Invalid {
-        config: args.config.clone(),
-        myid,
-        problems: problems.iter().map(ToString::to_string).collect(),
-    })?;
+    let summary =
+        validate_member(&cfg, &myid.file_contents()).map_err(|problems| InitError::Invalid {
+            config: args.config.clone(),
+            myid,
+            problems: problems.iter().map(ToString::to_string).collect(),
+        })?;
     if summary.role != args.role {
         return Err(InitError::Invalid {
             config: args.config.clone(),

@@ -9,6 +9,7 @@
 mod config_map;
 pub mod labels;
 mod pdb;
+pub mod secret;
 mod service;
 mod stateful_set;
 
@@ -26,8 +27,9 @@ use crate::cluster::ValidatedCluster;
 
 pub use config_map::{LOGBACK_XML, client_config_map, config_map, connect_strings};
 pub use pdb::pod_disruption_budget;
+pub use secret::{super_password, super_secret, super_secret_name};
 pub use service::{client_service, headless_service};
-pub use stateful_set::stateful_set;
+pub use stateful_set::{stateful_set, template_hash};
 
 /// The field manager of every server-side apply zookube makes.
 pub const FIELD_MANAGER: &str = "zk-operator";
@@ -72,8 +74,18 @@ pub const ZOO_CFG_KEY: &str = "zoo.cfg";
 pub const LOGBACK_KEY: &str = "logback.xml";
 
 /// The pod-template annotation that carries the config hash, so a changed
-/// configuration is visible on every pod (and, later, drives ordered restarts).
+/// configuration is visible on every pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "zookube.io/config-hash";
+
+/// The pod-template annotation that carries the hash of the whole template
+/// (config hash included): a pod created from another template is
+/// restarted, one at a time, the leader last.
+pub const TEMPLATE_HASH_ANNOTATION: &str = "zookube.io/template-hash";
+
+/// The pod-template annotation that carries the cluster's restart request
+/// ([`crate::cluster::RESTART_ANNOTATION`]), so a new request changes the
+/// template hash.
+pub const RESTARTED_AT_ANNOTATION: &str = "zookube.io/restart";
 
 /// The hash of a child as zookube built it (every field but this one). The
 /// reconcile loop leaves a child alone while this matches and the child
@@ -152,7 +164,8 @@ pub fn children(cluster: &ValidatedCluster) -> Children {
         headless_service: stamped(headless_service(cluster)),
         client_service: stamped(client_service(cluster)),
         voters: stamped(stateful_set(cluster, Role::Voter)),
-        observers: (cluster.ensemble.observers > 0)
+        // Kept while observers leave one at a time.
+        observers: (cluster.ensemble.observers > 0 || cluster.members.observer_pods > 0)
             .then(|| stamped(stateful_set(cluster, Role::Observer))),
         pod_disruption_budget: stamped(pod_disruption_budget(cluster)),
     }

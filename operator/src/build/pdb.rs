@@ -14,7 +14,9 @@ use crate::cluster::ValidatedCluster;
 /// scaled up or the budget is removed, rather than taking the ensemble down.
 /// Members that are not ready may always be evicted: they hold up no quorum.
 pub fn pod_disruption_budget(cluster: &ValidatedCluster) -> PodDisruptionBudget {
-    let min_available = quorum::quorum_size(cluster.ensemble.voters);
+    // The voters of the config the members run, which differs from the
+    // spec's while a membership change is under way.
+    let min_available = quorum::quorum_size(cluster.members.voters());
     PodDisruptionBudget {
         metadata: metadata(
             cluster,

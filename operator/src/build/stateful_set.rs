@@ -13,21 +13,24 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use zk_ensemble::Role;
 
+use super::secret::{SUPER_DIGEST_ENV, SUPER_DIGEST_KEY, super_secret_name};
 use super::{
     ADMIN_PORT_NAME, CLIENT_PORT_NAME, CONF_DIR, CONF_VOLUME, CONFIG_DIR, CONFIG_HASH_ANNOTATION,
     CONFIG_VOLUME, DATA_DIR, DATA_VOLUME, ELECTION_PORT_NAME, INIT_CONTAINER, LOGBACK_KEY,
-    LOGS_DIR, LOGS_VOLUME, QUORUM_PORT_NAME, SIDECAR_CONTAINER, SIDECAR_PORT, SIDECAR_PORT_NAME,
-    TMP_DIR, TMP_VOLUME, ZOO_CFG_KEY, ZOOKEEPER_CONTAINER, ZOOKEEPER_UID, config_map_name, labels,
-    metadata, non_empty, stateful_set_name,
+    LOGS_DIR, LOGS_VOLUME, QUORUM_PORT_NAME, RESTARTED_AT_ANNOTATION, SIDECAR_CONTAINER,
+    SIDECAR_PORT, SIDECAR_PORT_NAME, TEMPLATE_HASH_ANNOTATION, TMP_DIR, TMP_VOLUME, ZOO_CFG_KEY,
+    ZOOKEEPER_CONTAINER, ZOOKEEPER_UID, config_map_name, labels, metadata, non_empty,
+    stateful_set_name,
 };
 use crate::cluster::{ContainerSettings, ValidatedCluster};
+use crate::reconfig::super_digest_flag;
 
 /// The sidecar binary, found on the image's PATH.
 const SIDECAR_BINARY: &str = "zk-sidecar";
@@ -45,9 +48,11 @@ const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-contai
 ///   of restarts, followers first and the leader last.
 pub fn stateful_set(cluster: &ValidatedCluster, role: Role) -> StatefulSet {
     let name = stateful_set_name(&cluster.name, role);
+    // Pods come and go one at a time during a membership change; the
+    // reconcile loop sets how many exist (see `crate::membership`).
     let replicas = match role {
-        Role::Voter => cluster.ensemble.voters,
-        Role::Observer => cluster.ensemble.observers,
+        Role::Voter => cluster.members.voter_pods,
+        Role::Observer => cluster.members.observer_pods,
     };
     let storage = &cluster.storage;
     StatefulSet {
@@ -70,12 +75,42 @@ pub fn stateful_set(cluster: &ValidatedCluster, role: Role) -> StatefulSet {
                     when_scaled: Some(storage.when_scaled.as_str().to_owned()),
                 },
             ),
-            template: pod_template(cluster, role),
+            template: hashed(pod_template(cluster, role)),
             volume_claim_templates: Some(vec![data_volume_claim(cluster, role)]),
             ..Default::default()
         },
         ..Default::default()
     }
+}
+
+/// The template with [`TEMPLATE_HASH_ANNOTATION`]: the hash of everything
+/// a running pod cannot pick up without a restart (image, settings through
+/// the config hash, resources, flags, a restart request). A pod whose
+/// annotation differs is restarted, one at a time, the leader last.
+fn hashed(mut template: PodTemplateSpec) -> PodTemplateSpec {
+    let hash = serde_json::to_vec(&template)
+        .map(|bytes| crate::cluster::short_hash(&[&bytes]))
+        .unwrap_or_default();
+    template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default)
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(TEMPLATE_HASH_ANNOTATION.to_owned(), hash);
+    template
+}
+
+/// The template hash a StatefulSet gives its pods.
+pub fn template_hash(stateful_set: &StatefulSet) -> Option<&str> {
+    stateful_set
+        .spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(TEMPLATE_HASH_ANNOTATION)
+        .map(String::as_str)
 }
 
 fn data_volume_claim(cluster: &ValidatedCluster, role: Role) -> PersistentVolumeClaim {
@@ -117,6 +152,9 @@ fn pod_template(cluster: &ValidatedCluster, role: Role) -> PodTemplateSpec {
         DEFAULT_CONTAINER_ANNOTATION.to_owned(),
         ZOOKEEPER_CONTAINER.to_owned(),
     );
+    if let Some(restart) = &cluster.restart {
+        annotations.insert(RESTARTED_AT_ANNOTATION.to_owned(), restart.clone());
+    }
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(pod_labels),
@@ -197,7 +235,12 @@ fn init_container(cluster: &ValidatedCluster, role: Role) -> Container {
 /// none exists.
 fn zookeeper_container(cluster: &ValidatedCluster) -> Container {
     let ports = cluster.ensemble.ports;
-    let mut jvm_flags = format!("-Dlogback.configurationFile={CONFIG_DIR}/{LOGBACK_KEY}");
+    // The super user's digest comes from the Secret through an environment
+    // variable that Kubernetes expands into the flag: never in a ConfigMap.
+    let mut jvm_flags = format!(
+        "{} -Dlogback.configurationFile={CONFIG_DIR}/{LOGBACK_KEY}",
+        super_digest_flag(&format!("$({SUPER_DIGEST_ENV})"))
+    );
     if let Some(extra) = &cluster.jvm_flags {
         jvm_flags.push(' ');
         jvm_flags.push_str(extra.trim());
@@ -210,6 +253,18 @@ fn zookeeper_container(cluster: &ValidatedCluster) -> Container {
             &format!("{CONF_DIR}/{ZOO_CFG_KEY}"),
         ])),
         env: Some(vec![
+            EnvVar {
+                name: SUPER_DIGEST_ENV.to_owned(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: super_secret_name(&cluster.name),
+                        key: SUPER_DIGEST_KEY.to_owned(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
             env("SERVER_JVMFLAGS", &jvm_flags),
             env("ZOO_LOG_DIR", LOGS_DIR),
         ]),

@@ -369,17 +369,34 @@ fn the_config_map_holds_what_the_containers_read() {
         .find(|e| e.name == "SERVER_JVMFLAGS")
         .and_then(|e| e.value.clone())
         .unwrap();
-    assert_eq!(flags, "-Dlogback.configurationFile=/config/logback.xml");
+    assert_eq!(
+        flags,
+        "-Dzookeeper.DigestAuthenticationProvider.superDigest=$(ZK_SUPER_DIGEST) -Dlogback.configurationFile=/config/logback.xml"
+    );
+    // The digest comes from the super user's Secret, defined before the
+    // flags that expand it; the ConfigMap never holds it.
+    let env = zookeeper.env.as_ref().unwrap();
+    assert_eq!(env[0].name, "ZK_SUPER_DIGEST");
+    let secret = env[0]
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("zk-super", "digest")
+    );
+    assert!(!data[ZOO_CFG_KEY].contains("superDigest"));
 }
 
 #[test]
 fn user_jvm_flags_come_last() {
     let c = children_of(Cluster::test().with(|s| s.jvm_flags = Some(" -Xmx2g ".into())));
     let zookeeper = container(pod_spec(&c.voters), ZOOKEEPER_CONTAINER);
-    let flags = zookeeper.env.as_ref().unwrap()[0].value.clone().unwrap();
-    assert_eq!(
-        flags,
-        "-Dlogback.configurationFile=/config/logback.xml -Xmx2g"
+    let flags = zookeeper.env.as_ref().unwrap()[1].value.clone().unwrap();
+    assert!(
+        flags.ends_with("-Dlogback.configurationFile=/config/logback.xml -Xmx2g"),
+        "{flags}"
     );
 }
 

@@ -19,7 +19,7 @@ use kube::Resource;
 use sha2::{Digest, Sha256};
 use zk_ensemble::identity::{MAX_OBSERVERS, MAX_VOTERS};
 use zk_ensemble::spec::{SpecError, is_owned_key};
-use zk_ensemble::{EnsembleSpec, Myid, Ports, Settings, messages as ensemble_messages};
+use zk_ensemble::{EnsembleSpec, Myid, Ports, Role, Settings, messages as ensemble_messages};
 
 use crate::build::labels;
 use crate::crd::{
@@ -67,6 +67,48 @@ pub struct ValidatedCluster {
     pub jvm_flags: Option<String>,
     /// Scheduling and metadata of the member pods, as the user gave them.
     pub pod: PodSettings,
+    /// The value of the cluster's [`RESTART_ANNOTATION`]: changing it
+    /// restarts every member, one at a time, the leader last.
+    pub restart: Option<String>,
+    /// Which members have pods and which servers `zoo.cfg` lists: the
+    /// spec's, except while a membership change is under way (see
+    /// [`ValidatedCluster::with_members`]).
+    pub members: Members,
+}
+
+/// The annotation on a `ZookeeperCluster` that requests a rolling restart
+/// (`kubectl annotate zk/NAME zookube.io/restart="$(date)" --overwrite`).
+pub const RESTART_ANNOTATION: &str = "zookube.io/restart";
+
+/// The members that exist at a moment of a membership change: how many pods
+/// each StatefulSet has, and the servers every member's `zoo.cfg` lists
+/// (the committed config and a joiner; see `zk_ensemble::plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    pub servers: BTreeMap<Myid, Role>,
+    pub voter_pods: u32,
+    pub observer_pods: u32,
+}
+
+impl Members {
+    /// The members the spec asks for.
+    pub fn of_spec(ensemble: &EnsembleSpec) -> Members {
+        Members {
+            servers: ensemble
+                .members()
+                .iter()
+                .map(|m| (m.myid, m.role))
+                .collect(),
+            voter_pods: ensemble.voters,
+            observer_pods: ensemble.observers,
+        }
+    }
+
+    /// How many voters the servers list.
+    pub fn voters(&self) -> u32 {
+        let n = self.servers.values().filter(|r| **r == Role::Voter).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
 }
 
 /// The files of the config ConfigMap, rendered once for every member.
@@ -75,7 +117,8 @@ pub struct RenderedConfig {
     /// `zoo.cfg`, the same bytes for every member (identity comes from the
     /// myid file the init container writes).
     pub zoo_cfg: String,
-    /// The SHA-256 of the ConfigMap's files, first 16 hex digits.
+    /// The SHA-256 of the ConfigMap's files without the server lines,
+    /// first 16 hex digits.
     pub hash: String,
 }
 
@@ -167,7 +210,6 @@ pub fn validate_with(
         namespace,
         generation: cluster.metadata.generation,
         owner: cluster.controller_owner_ref(&()),
-        ensemble,
         config,
         zookeeper: ContainerSettings {
             image: spec
@@ -204,7 +246,35 @@ pub fn validate_with(
         },
         jvm_flags: spec.jvm_flags.clone().filter(|f| !f.trim().is_empty()),
         pod: spec.pod.clone(),
+        restart: cluster
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RESTART_ANNOTATION))
+            .cloned(),
+        members: Members::of_spec(&ensemble),
+        ensemble,
     })
+}
+
+impl ValidatedCluster {
+    /// The cluster with these members: the StatefulSets' replicas and the
+    /// server list of `zoo.cfg`. The config hash stays: it covers the
+    /// settings, not the servers, so a membership change restarts nothing.
+    pub fn with_members(mut self, members: Members) -> ValidatedCluster {
+        let servers: Vec<zk_ensemble::Member> = members
+            .servers
+            .keys()
+            .map(|myid| self.ensemble.member(*myid))
+            .collect();
+        if let Ok(first) = Myid::for_ordinal(Role::Voter, 0)
+            && let Ok(cfg) = self.ensemble.zoo_cfg_with(first, &servers)
+        {
+            self.config.zoo_cfg = cfg.render();
+        }
+        self.members = members;
+        self
+    }
 }
 
 /// The checks the CRD's CEL rules also make, with the same messages. The
@@ -429,16 +499,26 @@ fn ensemble_problem(error: &SpecError) -> Option<FieldProblem> {
 }
 
 /// Renders `zoo.cfg` once (every member reads the same file on Kubernetes)
-/// and hashes the ConfigMap's files.
+/// and hashes the ConfigMap's files. The hash leaves the server lines out:
+/// members learn a new membership through `reconfig`, so a scale change
+/// must not look like a change that needs restarts.
 fn render_config(ensemble: &EnsembleSpec) -> Result<RenderedConfig, zk_ensemble::SpecErrors> {
     let first_voter = Myid::for_ordinal(zk_ensemble::Role::Voter, 0)
         .map_err(|_| zk_ensemble::SpecErrors(vec![SpecError::VotersOutOfRange(0)]))?;
-    let zoo_cfg = ensemble.zoo_cfg(first_voter)?.render();
+    let cfg = ensemble.zoo_cfg(first_voter)?;
+    let settings = zk_ensemble::ZooCfg {
+        servers: Vec::new(),
+        ..cfg.clone()
+    }
+    .render();
     let hash = config_hash(&[
-        (crate::build::ZOO_CFG_KEY, zoo_cfg.as_str()),
+        (crate::build::ZOO_CFG_KEY, settings.as_str()),
         (crate::build::LOGBACK_KEY, crate::build::LOGBACK_XML),
     ]);
-    Ok(RenderedConfig { zoo_cfg, hash })
+    Ok(RenderedConfig {
+        zoo_cfg: cfg.render(),
+        hash,
+    })
 }
 
 /// The hash of a set of files: SHA-256 over each name and its bytes, first

@@ -50,11 +50,21 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot change the membership of {cluster}: {source}")]
+    Reconfig {
+        cluster: String,
+        #[source]
+        source: crate::reconfig::ReconfigError,
+    },
+    #[error(
+        "the Secret {name} holds no super password; delete it and zookube creates a new one (then restart the members: `kubectl annotate zk/{cluster} zookube.io/restart=\"$(date)\" --overwrite`)"
+    )]
+    NoSuperPassword { name: String, cluster: String },
 }
 
 impl Error {
     /// Every category there is, for documentation and tests.
-    pub const CATEGORIES: [&'static str; 7] = [
+    pub const CATEGORIES: [&'static str; 9] = [
         "read",
         "apply",
         "delete",
@@ -62,6 +72,8 @@ impl Error {
         "label_pod",
         "write_status",
         "encode",
+        "reconfig",
+        "super_secret",
     ];
 
     /// The metric label: one of [`Error::CATEGORIES`].
@@ -74,6 +86,8 @@ impl Error {
             Error::LabelPod { .. } => "label_pod",
             Error::WriteStatus { .. } => "write_status",
             Error::Encode { .. } => "encode",
+            Error::Reconfig { .. } => "reconfig",
+            Error::NoSuperPassword { .. } => "super_secret",
         }
     }
 
@@ -87,6 +101,8 @@ impl Error {
             Error::LabelPod { .. } => "LabelPodFailed",
             Error::WriteStatus { .. } => "WriteStatusFailed",
             Error::Encode { .. } => "EncodeFailed",
+            Error::Reconfig { .. } => "ReconfigFailed",
+            Error::NoSuperPassword { .. } => "NoSuperPassword",
         }
     }
 }

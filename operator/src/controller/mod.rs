@@ -30,6 +30,7 @@ use crate::build::{FIELD_MANAGER, labels};
 use crate::cluster::Defaults;
 use crate::crd::ZookeeperCluster;
 use crate::metrics::Metrics;
+use crate::reconfig::{EnsembleAdmin, ZkAdmin};
 use crate::sidecar_client::SidecarClient;
 
 /// What every reconcile shares.
@@ -39,6 +40,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub sidecars: SidecarClient,
+    /// Reads and changes ensembles' membership (`reconfig`).
+    pub admin: Arc<dyn EnsembleAdmin>,
     /// Consecutive failures per cluster, for the back-off.
     failures: Mutex<HashMap<ObjectRef<ZookeeperCluster>, u32>>,
 }
@@ -61,8 +64,16 @@ impl Context {
             defaults,
             metrics,
             sidecars: SidecarClient::new(),
+            admin: Arc::new(ZkAdmin::new()),
             failures: Mutex::default(),
         }
+    }
+
+    /// The same context with another way to reach ensembles (tests use a
+    /// recording fake).
+    pub fn with_admin(mut self, admin: Arc<dyn EnsembleAdmin>) -> Context {
+        self.admin = admin;
+        self
     }
 
     /// Counts a failure of `cluster` and returns how many came before it.

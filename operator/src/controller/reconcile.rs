@@ -8,10 +8,10 @@ use std::fmt::Debug;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -19,13 +19,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{debug, info, warn};
-use zk_ensemble::Role;
+use zk_ensemble::plan::{self, Desired};
+use zk_ensemble::{Role, identity};
 
 use super::{Context, Error, apply};
 use crate::build::{self, FIELD_MANAGER, labels};
 use crate::cluster::{self, ValidatedCluster};
 use crate::crd::{ZookeeperCluster, ZookeeperClusterStatus};
 use crate::status::{self, Notice, PodView, SidecarReading};
+use crate::{membership, reconfig};
 
 /// Reconciles one cluster and says when to look again.
 pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Result<Action, Error> {
@@ -48,19 +50,51 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
         }
     };
 
-    let children = build::children(&validated);
-    let ns = validated.namespace.as_str();
+    let ns = validated.namespace.clone();
     let client = &ctx.client;
-    ensure::<ConfigMap>(&Api::namespaced(client.clone(), ns), &children.config).await?;
+    // Read: what exists, the pods and their sidecars.
+    let password = ensure_super_secret(ctx, &validated).await?;
+    let current = read_current(ctx, &validated).await?;
+    let pods = member_pods(ctx, &validated).await?;
+    let sidecars = read_sidecars(ctx, &pods).await;
+
+    // Decide: the planner's next step, when the objects alone do not show
+    // the ensemble as the spec asks.
+    let templates = membership::Templates {
+        voter: build::template_hash(&build::stateful_set(&validated, Role::Voter))
+            .map(str::to_owned),
+        observer: build::template_hash(&build::stateful_set(&validated, Role::Observer))
+            .map(str::to_owned),
+    };
+    let target = membership::target(&pods, validated.ensemble.ports.client, &password);
+    let (observed, step, read_error) = if current.voter_pods.is_none()
+        || membership::settled(&validated, &current, &pods, &templates)
+    {
+        (None, None, None)
+    } else {
+        let (committed, error) = match ctx.admin.read_config(&target).await {
+            Ok(membership) => (Some(membership), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let observed = membership::observation(&validated, &pods, &sidecars, committed, &templates);
+        let step = plan::next_step(&Desired::of(&validated.ensemble), &observed);
+        (Some(observed), Some(step), error)
+    };
+    let members = membership::members(&validated, &current, observed.as_ref(), step.as_ref());
+    let validated = validated.with_members(members);
+
+    // Build and apply: configuration first, so a new pod starts from it.
+    let children = build::children(&validated);
+    ensure::<ConfigMap>(&Api::namespaced(client.clone(), &ns), &children.config).await?;
     ensure::<ConfigMap>(
-        &Api::namespaced(client.clone(), ns),
+        &Api::namespaced(client.clone(), &ns),
         &children.client_config,
     )
     .await?;
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     ensure(&services, &children.headless_service).await?;
     ensure(&services, &children.client_service).await?;
-    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     ensure(&stateful_sets, &children.voters).await?;
     match &children.observers {
         Some(observers) => {
@@ -69,18 +103,220 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
         None => remove_observers(&stateful_sets, &validated).await?,
     }
     ensure::<PodDisruptionBudget>(
-        &Api::namespaced(client.clone(), ns),
+        &Api::namespaced(client.clone(), &ns),
         &children.pod_disruption_budget,
     )
     .await?;
 
-    let pods = member_pods(ctx, &validated).await?;
-    let sidecars = read_sidecars(ctx, &pods).await;
+    // Act: the step's own change, after the objects it relies on.
+    let desired = Desired::of(&validated.ensemble);
+    let mut trouble = read_error;
+    if let Some(step) = &step {
+        match carry_out(ctx, &validated, &target, step, &pods).await {
+            Ok(()) => {}
+            Err(Error::Reconfig { source, .. }) if source.is_transient() => {
+                trouble = Some(source.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+        announce(ctx, cluster, previous, step, &desired).await;
+    }
+
     let observation = status::observe(&validated, &pods, &sidecars);
-    label_pods(ctx, ns, &observation).await?;
-    let status = status::compute(&validated, &observation, previous, now);
+    label_pods(ctx, &ns, &observation).await?;
+    let mut status = status::compute(&validated, &observation, previous, now);
+    if let Some((active, reason, mut message)) = step
+        .as_ref()
+        .and_then(|s| membership::progressing(s, &desired))
+    {
+        if let Some(trouble) = trouble {
+            message = format!("{message} ({trouble})");
+        }
+        status::set_condition(
+            &mut status,
+            previous,
+            status::ConditionDraft {
+                type_: status::PROGRESSING,
+                status: active,
+                reason,
+                message,
+            },
+            validated.generation,
+            now,
+        );
+    }
     write_status(cluster, ctx, previous, &status).await?;
-    Ok(Action::requeue(status::requeue_after(&status)))
+    let requeue = match &step {
+        Some(step) if *step != plan::Step::Done => membership::REQUEUE_STEP,
+        _ => status::requeue_after(&status),
+    };
+    Ok(Action::requeue(requeue))
+}
+
+/// The super user's Secret: its password, after creating the Secret with a
+/// new random one when it does not exist. It is never rewritten: the
+/// servers run with the digest of the password it holds.
+async fn ensure_super_secret(ctx: &Context, cluster: &ValidatedCluster) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
+    let name = build::super_secret_name(&cluster.name);
+    let existing = api.get_opt(&name).await.map_err(|source| Error::Read {
+        kind: "Secret".to_owned(),
+        name: name.clone(),
+        source,
+    })?;
+    if let Some(secret) = existing {
+        return build::super_password(&secret).ok_or(Error::NoSuperPassword {
+            name,
+            cluster: cluster.name.clone(),
+        });
+    }
+    let password = reconfig::generate_password();
+    info!(%name, "creating the super user's Secret");
+    api.create(
+        &PostParams::default(),
+        &build::super_secret(cluster, &password),
+    )
+    .await
+    .map_err(|source| Error::Apply {
+        kind: "Secret".to_owned(),
+        name,
+        source,
+    })?;
+    Ok(password)
+}
+
+/// The StatefulSets' sizes and the ConfigMap's servers before this
+/// reconcile changes anything.
+async fn read_current(
+    ctx: &Context,
+    cluster: &ValidatedCluster,
+) -> Result<membership::Current, Error> {
+    let ns = &cluster.namespace;
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    let replicas = |role: Role| {
+        let api = stateful_sets.clone();
+        let name = build::stateful_set_name(&cluster.name, role);
+        async move {
+            let sts = api.get_opt(&name).await.map_err(|source| Error::Read {
+                kind: "StatefulSet".to_owned(),
+                name,
+                source,
+            })?;
+            Ok::<_, Error>(sts.map(|s| {
+                s.spec
+                    .replicas
+                    .and_then(|r| u32::try_from(r).ok())
+                    .unwrap_or(0)
+            }))
+        }
+    };
+    let voter_pods = replicas(Role::Voter).await?;
+    let observer_pods = replicas(Role::Observer).await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let name = build::config_map_name(&cluster.name);
+    let config = config_maps
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::Read {
+            kind: "ConfigMap".to_owned(),
+            name,
+            source,
+        })?;
+    let servers = config
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(build::ZOO_CFG_KEY).cloned())
+        .and_then(|text| membership::servers_of(&text));
+    Ok(membership::Current {
+        voter_pods,
+        observer_pods,
+        servers,
+    })
+}
+
+/// Carries out the part of a step that is not an object: `reconfig`, or
+/// deleting a pod for a restart.
+async fn carry_out(
+    ctx: &Context,
+    cluster: &ValidatedCluster,
+    target: &reconfig::Target,
+    step: &plan::Step,
+    pods: &[PodView],
+) -> Result<(), Error> {
+    let change = match step {
+        plan::Step::Add { myid, version, .. } => Some(reconfig::Reconfig::Add {
+            myid: *myid,
+            line: cluster
+                .ensemble
+                .server_entry(&cluster.ensemble.member(*myid))
+                .to_string(),
+            version: *version,
+        }),
+        plan::Step::Remove { myid, version } => Some(reconfig::Reconfig::Remove {
+            myid: *myid,
+            version: *version,
+        }),
+        plan::Step::Restart { myid } => {
+            let name = identity::pod_name(&cluster.name, *myid);
+            if pods.iter().any(|p| p.name == name) {
+                info!(pod = %name, "restarting");
+                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map_err(|source| Error::Delete {
+                        kind: "Pod".to_owned(),
+                        name,
+                        source,
+                    })?;
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(change) = change {
+        info!(cluster = %cluster.name, ?change, "reconfig");
+        ctx.admin
+            .reconfig(target, &change)
+            .await
+            .map_err(|source| Error::Reconfig {
+                cluster: cluster.name.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// An Event for every step that changes the ensemble, and one for a
+/// refusal when it is new (not on every look while it lasts).
+async fn announce(
+    ctx: &Context,
+    cluster: &ZookeeperCluster,
+    previous: Option<&ZookeeperClusterStatus>,
+    step: &plan::Step,
+    desired: &Desired,
+) {
+    let reason = match step {
+        plan::Step::Start { .. } => "MemberStarting",
+        plan::Step::Add { .. } => "MemberAdded",
+        plan::Step::Remove { .. } => "MemberRemoved",
+        plan::Step::Stop { .. } => "MemberStopped",
+        plan::Step::Restart { .. } => "MemberRestarted",
+        plan::Step::Refuse(_) => "ChangeRefused",
+        plan::Step::Done | plan::Step::Wait(_) => return,
+    };
+    let note = step.describe(desired);
+    let (type_, repeated) = match step {
+        plan::Step::Refuse(_) => (
+            EventType::Warning,
+            previous
+                .into_iter()
+                .flat_map(|s| s.conditions.iter())
+                .any(|c| c.type_ == status::PROGRESSING && c.message.starts_with(&note)),
+        ),
+        _ => (EventType::Normal, false),
+    };
+    if !repeated {
+        super::publish(ctx, cluster, type_, reason, note).await;
+    }
 }
 
 /// Applies `desired` unless the object already is as zookube built it.

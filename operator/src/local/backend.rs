@@ -139,7 +139,8 @@ impl LocalEnsemble {
     /// Writes the member's rendered `zoo.cfg` and runs `zk-sidecar init` on
     /// it, exactly as the pod's init container: the myid is written (or a
     /// foreign one refused) and the config copied where ZooKeeper may
-    /// rewrite it. The member is added to the state if it is new.
+    /// rewrite it. The member is added to the state if it is new, and its
+    /// revision recorded.
     pub fn prepare(&mut self, launcher: &Launcher, member: &MemberPlan) -> Result<(), LocalError> {
         let config = self.layout.config_file(member.myid);
         let conf_dir = self.layout.conf_dir(member.myid);
@@ -179,6 +180,8 @@ impl LocalEnsemble {
             self.state.members.push(MemberRecord::of(member));
             self.state.members.sort_by_key(|m| m.myid);
         }
+        let revision = member.revision(&self.state.jvm_flags, self.state.restart.as_deref());
+        self.record_mut(member.myid)?.revision = Some(revision);
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use crate::cluster::{self, ValidatedCluster};
 use crate::sidecar_client::SidecarClient;
 
 /// How often `up` and `start` read the sidecars while they wait.
-const POLL: Duration = Duration::from_millis(100);
+pub(super) const POLL: Duration = Duration::from_millis(100);
 
 /// How long `up` waits, once a quorum-backed leader is known, for every
 /// member's sidecar to report it (sidecars poll once a second).
@@ -47,6 +47,9 @@ pub async fn dispatch(args: LocalArgs) -> Result<(), LocalError> {
         LocalCommand::Start(start_args) => cli.start(start_args).await,
         LocalCommand::Logs(logs_args) => cli.logs(logs_args),
         LocalCommand::Down(down_args) => cli.down(down_args),
+        LocalCommand::Scale(scale_args) => cli.scale(scale_args).await,
+        LocalCommand::Restart(restart_args) => cli.restart(restart_args).await,
+        LocalCommand::Apply(apply_args) => cli.apply(apply_args).await,
     }
 }
 
@@ -59,9 +62,9 @@ fn dir_flag(dir: &Path) -> String {
     }
 }
 
-struct Cli {
-    layout: Layout,
-    dir_flag: String,
+pub(super) struct Cli {
+    pub(super) layout: Layout,
+    pub(super) dir_flag: String,
 }
 
 impl Cli {
@@ -93,7 +96,9 @@ impl Cli {
             return Err(LocalError::PortsInUse(busy));
         }
         write_file(&self.layout.cluster_file(), &text)?;
-        let state = LocalState::new(&plan, &args.file.display().to_string(), unix_now());
+        let mut state = LocalState::new(&plan, &args.file.display().to_string(), unix_now());
+        // The super user that `scale`, `restart` and `apply` reconfigure as.
+        super::change::enable_super(&self.layout, &mut state.jvm_flags)?;
         let mut ensemble = LocalEnsemble::new(self.layout.clone(), state);
         ensemble.save()?;
         eprintln!(
@@ -343,37 +348,47 @@ impl Cli {
         Ok(())
     }
 
-    fn open(&self) -> Result<LocalEnsemble, LocalError> {
+    pub(super) fn open(&self) -> Result<LocalEnsemble, LocalError> {
         LocalEnsemble::open(self.layout.clone())?.ok_or_else(|| LocalError::NothingRunning {
             dir: self.layout.root().to_owned(),
             cluster: None,
         })
     }
 
-    fn nothing_running(&self, ensemble: &LocalEnsemble) -> LocalError {
+    pub(super) fn nothing_running(&self, ensemble: &LocalEnsemble) -> LocalError {
         LocalError::NothingRunning {
             dir: self.layout.root().to_owned(),
             cluster: Some(ensemble.state.cluster.clone()),
         }
     }
 
-    /// The member as the cluster `up` started from renders it now.
+    /// The member as the cluster renders it now, listing the servers the
+    /// last membership change left (the spec's members before any).
     fn member_plan(&self, ensemble: &LocalEnsemble, myid: Myid) -> Result<MemberPlan, LocalError> {
         let (_, cluster) =
             read_cluster(&self.layout.cluster_file(), Some(&ensemble.state.cluster))?;
         let plan = LocalPlan::new(&cluster, ensemble.state.base, &self.layout)?;
-        plan.member(myid)
-            .cloned()
-            .ok_or_else(|| LocalError::NoSuchMember {
-                myid,
-                listed: ensemble.state.myid_list(),
-            })
+        ensemble.record(myid)?;
+        let servers: BTreeMap<Myid, zk_ensemble::Role> = if ensemble.state.servers.is_empty() {
+            plan.members.iter().map(|m| (m.myid, m.role)).collect()
+        } else {
+            ensemble
+                .state
+                .servers
+                .iter()
+                .map(|m| (*m, m.role()))
+                .collect()
+        };
+        Ok(plan.member_with(myid, &servers)?)
     }
 }
 
 /// Reads, parses and validates a cluster file exactly as `render` and the
 /// operator do.
-fn read_cluster(file: &Path, name: Option<&str>) -> Result<(String, ValidatedCluster), LocalError> {
+pub(super) fn read_cluster(
+    file: &Path,
+    name: Option<&str>,
+) -> Result<(String, ValidatedCluster), LocalError> {
     let text = fs::read_to_string(file).map_err(|source| LocalError::Read {
         file: file.to_owned(),
         source,
@@ -453,7 +468,7 @@ async fn read_view(ensemble: &LocalEnsemble) -> LocalView {
     read_view_with(ensemble, &SidecarClient::new()).await
 }
 
-async fn read_view_with(ensemble: &LocalEnsemble, client: &SidecarClient) -> LocalView {
+pub(super) async fn read_view_with(ensemble: &LocalEnsemble, client: &SidecarClient) -> LocalView {
     let readings = ensemble.read_sidecars(client).await;
     let processes: BTreeMap<Myid, Processes> = ensemble
         .state
@@ -481,7 +496,7 @@ fn ports_in_use(plan: &LocalPlan) -> Vec<PortInUse> {
 
 /// The member's ports that something else holds (its own sidecar's port is
 /// skipped while that sidecar runs).
-fn ports_in_use_of(member: &MemberPlan, sidecar_running: bool) -> Vec<PortInUse> {
+pub(super) fn ports_in_use_of(member: &MemberPlan, sidecar_running: bool) -> Vec<PortInUse> {
     member
         .ports
         .iter()
@@ -518,7 +533,11 @@ fn purge(layout: &Layout) -> Result<(), LocalError> {
             fs::remove_dir_all(&dir).map_err(write(dir.clone()))?;
         }
     }
-    for file in [layout.cluster_file(), layout.state_file()] {
+    for file in [
+        layout.cluster_file(),
+        layout.state_file(),
+        layout.super_password_file(),
+    ] {
         if file.exists() {
             fs::remove_file(&file).map_err(write(file.clone()))?;
         }
@@ -527,7 +546,7 @@ fn purge(layout: &Layout) -> Result<(), LocalError> {
     Ok(())
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), LocalError> {
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), LocalError> {
     let err = |source| LocalError::Write {
         path: path.to_owned(),
         source,
@@ -538,7 +557,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), LocalError> {
     fs::write(path, text).map_err(err)
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -546,7 +565,7 @@ fn unix_now() -> u64 {
 
 /// One line of progress on stderr: rewritten in place on a terminal,
 /// printed when it changes otherwise (a log or a CI run).
-struct Progress {
+pub(super) struct Progress {
     started: Instant,
     tty: bool,
     last: String,
@@ -554,7 +573,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(started: Instant) -> Progress {
+    pub(super) fn new(started: Instant) -> Progress {
         Progress {
             started,
             tty: std::io::stderr().is_terminal(),
@@ -563,7 +582,7 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, text: &str) {
+    pub(super) fn show(&mut self, text: &str) {
         let elapsed = self.started.elapsed().as_secs_f64();
         if self.tty {
             eprint!("\r\x1b[2K  {elapsed:4.1}s  {text}");
@@ -574,7 +593,7 @@ impl Progress {
         self.last = text.to_owned();
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if self.tty && self.shown {
             eprintln!();
             self.shown = false;

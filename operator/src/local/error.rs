@@ -158,6 +158,31 @@ pub enum LocalError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{reason}\n{table}")]
+    Refused { reason: String, table: String },
+    #[error(
+        "the change did not finish within {timeout_secs}s; it stopped while {waiting}. Nothing is lost: running the same command again resumes it.\n{table}"
+    )]
+    NotConverged {
+        timeout_secs: u64,
+        waiting: String,
+        table: String,
+    },
+    #[error("cannot change the membership: {0}")]
+    Reconfig(#[from] crate::reconfig::ReconfigError),
+    #[error(
+        "cannot read zookube's ZooKeeper super password from {}: {source}. Ensembles started by an older zk-operator have none: `zk-operator local down` and `up` again",
+        shown(file)
+    )]
+    NoSuperPassword {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{field} cannot change on a running local ensemble (every member's address and server line depend on it); `zk-operator local down`, then `up` with the new file"
+    )]
+    Immutable { field: &'static str },
 }
 
 impl LocalError {

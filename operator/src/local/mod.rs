@@ -7,9 +7,11 @@
 //! [`plan`] decides (pure), [`backend`] acts on the machine one member at a
 //! time, [`state`] records what runs, [`view`] shows it, and [`commands`]
 //! strings these together into `up`, `status`, `kill`, `start`, `logs` and
-//! `down`.
+//! `down`; [`change`] drives `scale`, `restart` and `apply` through the
+//! membership planner the operator uses.
 
 pub mod backend;
+pub mod change;
 pub mod commands;
 pub mod error;
 pub mod plan;
@@ -59,6 +61,48 @@ pub enum LocalCommand {
     /// Stop every process `local` started, and only those; keep the data
     /// unless --purge.
     Down(DownArgs),
+    /// Change the number of voters (and observers) one member at a time
+    /// through ZooKeeper's reconfig, never below a quorum.
+    Scale(ScaleArgs),
+    /// Restart every member one at a time, each synced before the next, the
+    /// leader last.
+    Restart(ChangeArgs),
+    /// Run the ensemble as FILE now describes it: members added or removed
+    /// one at a time, then members whose settings changed restarted one at
+    /// a time, the leader last.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("size").required(true).multiple(true).args(["replicas", "observers"])))]
+pub struct ScaleArgs {
+    /// The number of voters: odd, from 1 to 15.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub replicas: Option<i32>,
+    /// The number of observers: from 0 to 100.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub observers: Option<i32>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    /// How long the whole change may take; run the command again to resume.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A YAML file holding the ZookeeperCluster (the one `up` ran, changed).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which ZookeeperCluster to take when FILE holds several.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
 }
 
 #[derive(Debug, clap::Args)]

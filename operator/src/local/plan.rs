@@ -5,11 +5,12 @@
 //! `zk-ensemble` as for Kubernetes, and where each member's files live in
 //! the ensemble's folder ([`Layout`]). Nothing here touches the machine.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use zk_ensemble::spec::loopback_address;
-use zk_ensemble::{EnsembleSpec, Myid, Placement, Role, SpecErrors};
+use zk_ensemble::{EnsembleSpec, Member, Myid, Placement, Role, SpecErrors, ZooCfg};
 use zk_process::install::small_jvm_flags;
 
 use crate::build::SIDECAR_PORT;
@@ -23,7 +24,8 @@ pub const DEFAULT_BASE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 ///
 /// ```text
 /// <dir>/state.json               what runs: members, pids, start times
-/// <dir>/cluster.yaml             the ZookeeperCluster it was started from
+/// <dir>/cluster.yaml             the ZookeeperCluster it runs (`scale` and `apply` change it)
+/// <dir>/super-password           zookube's ZooKeeper super user (for `reconfig`)
 /// <dir>/data/<myid>/             the member's dataDir (myid, snapshots, logs)
 /// <dir>/members/<myid>/config/   zoo.cfg as rendered (a pod's /config)
 /// <dir>/members/<myid>/conf/     the copy ZooKeeper runs on and rewrites (/conf)
@@ -49,6 +51,12 @@ impl Layout {
 
     pub fn cluster_file(&self) -> PathBuf {
         self.root.join("cluster.yaml")
+    }
+
+    /// The zookube super user's password (mode 0600); the servers know
+    /// only its digest.
+    pub fn super_password_file(&self) -> PathBuf {
+        self.root.join("super-password")
     }
 
     /// The data root of [`Placement::Loopback`]: member data goes to
@@ -183,30 +191,11 @@ impl LocalPlan {
             base,
             data_root: layout.data_root().display().to_string(),
         };
-        let ports = ensemble.ports;
-        let mut members = Vec::new();
-        for member in ensemble.members() {
-            let host = member_address(base, member.myid)?;
-            let cfg = ensemble.zoo_cfg(member.myid)?;
-            let data_dir = cfg.get("dataDir").map(PathBuf::from).unwrap_or_default();
-            let at = |port| SocketAddr::new(IpAddr::V4(host), port);
-            members.push(MemberPlan {
-                myid: member.myid,
-                role: member.role,
-                ordinal: member.ordinal,
-                name: member.pod,
-                host,
-                zoo_cfg: cfg.render(),
-                data_dir,
-                ports: vec![
-                    ("client", at(ports.client)),
-                    ("quorum", at(ports.quorum)),
-                    ("election", at(ports.election)),
-                    ("admin", at(ports.admin)),
-                    ("sidecar", at(SIDECAR_PORT)),
-                ],
-            });
-        }
+        let all = ensemble.members();
+        let members = all
+            .iter()
+            .map(|member| member_plan(&ensemble, base, member.myid, &all))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut jvm_flags = small_jvm_flags();
         if let Some(extra) = &cluster.jvm_flags {
             jvm_flags.extend(extra.split_whitespace().map(str::to_owned));
@@ -223,6 +212,72 @@ impl LocalPlan {
 
     pub fn member(&self, myid: Myid) -> Option<&MemberPlan> {
         self.members.iter().find(|m| m.myid == myid)
+    }
+
+    /// Member `myid` configured with the server list `servers` rather than
+    /// the spec's: a membership change starts and restarts members with the
+    /// committed servers (see `zk_ensemble::plan::configured_servers`).
+    /// The member need not be in the spec (one being removed).
+    pub fn member_with(
+        &self,
+        myid: Myid,
+        servers: &BTreeMap<Myid, Role>,
+    ) -> Result<MemberPlan, PlanError> {
+        let members: Vec<Member> = servers.keys().map(|m| self.ensemble.member(*m)).collect();
+        member_plan(&self.ensemble, self.base, myid, &members)
+    }
+}
+
+/// One member at `base + myid`, its config listing `members`.
+fn member_plan(
+    ensemble: &EnsembleSpec,
+    base: Ipv4Addr,
+    myid: Myid,
+    members: &[Member],
+) -> Result<MemberPlan, PlanError> {
+    let member = ensemble.member(myid);
+    let host = member_address(base, myid)?;
+    let cfg = ensemble.zoo_cfg_with(myid, members)?;
+    let data_dir = cfg.get("dataDir").map(PathBuf::from).unwrap_or_default();
+    let ports = ensemble.ports;
+    let at = |port| SocketAddr::new(IpAddr::V4(host), port);
+    Ok(MemberPlan {
+        myid,
+        role: member.role,
+        ordinal: member.ordinal,
+        name: member.pod,
+        host,
+        zoo_cfg: cfg.render(),
+        data_dir,
+        ports: vec![
+            ("client", at(ports.client)),
+            ("quorum", at(ports.quorum)),
+            ("election", at(ports.election)),
+            ("admin", at(ports.admin)),
+            ("sidecar", at(SIDECAR_PORT)),
+        ],
+    })
+}
+
+impl MemberPlan {
+    /// What a member runs, as a short hash: its config without the server
+    /// list (membership changes through `reconfig`, never a restart), the
+    /// JVM flags, and the last restart request. A member whose recorded
+    /// revision differs is restarted by the next membership change.
+    pub fn revision(&self, jvm_flags: &[String], restart: Option<&str>) -> String {
+        let config = ZooCfg::parse(&self.zoo_cfg).map_or_else(
+            |_| self.zoo_cfg.clone(),
+            |mut cfg| {
+                cfg.servers.clear();
+                cfg.render()
+            },
+        );
+        let flags = jvm_flags.join(" ");
+        crate::cluster::short_hash(&[
+            config.as_bytes(),
+            flags.as_bytes(),
+            restart.unwrap_or_default().as_bytes(),
+        ])
     }
 }
 

@@ -32,6 +32,13 @@ pub struct LocalState {
     /// Seconds since the Unix epoch when `up` ran.
     pub started_at: u64,
     pub members: Vec<MemberRecord>,
+    /// The servers a member started now lists: the committed config as the
+    /// last membership change left it (empty: the spec's members).
+    #[serde(default)]
+    pub servers: Vec<Myid>,
+    /// The last `local restart` request; part of every member's revision.
+    #[serde(default)]
+    pub restart: Option<String>,
 }
 
 /// One member: where it listens, and its processes while they run.
@@ -48,6 +55,9 @@ pub struct MemberRecord {
     pub server_process: Option<ProcessRecord>,
     #[serde(default)]
     pub sidecar_process: Option<ProcessRecord>,
+    /// What its server was started with (see `MemberPlan::revision`).
+    #[serde(default)]
+    pub revision: Option<String>,
 }
 
 impl MemberRecord {
@@ -60,6 +70,7 @@ impl MemberRecord {
             sidecar: plan.sidecar(),
             server_process: None,
             sidecar_process: None,
+            revision: None,
         }
     }
 
@@ -82,6 +93,8 @@ impl LocalState {
             jvm_flags: plan.jvm_flags.clone(),
             started_at,
             members: plan.members.iter().map(MemberRecord::of).collect(),
+            servers: Vec::new(),
+            restart: None,
         }
     }
 

@@ -26,6 +26,7 @@ fn pod(cluster: &ValidatedCluster, name: &str) -> PodView {
         sidecar: Some(("10.0.0.1".to_owned(), 8081)),
         role_label: None,
         config_hash: Some(cluster.config.hash.clone()),
+        template_hash: None,
         terminating: false,
     }
 }

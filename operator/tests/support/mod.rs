@@ -10,6 +10,8 @@
 //! requests held open. Every request is logged for assertions.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 

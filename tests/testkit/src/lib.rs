@@ -14,11 +14,13 @@
 //! so ensembles of parallel tests keep the standard ports without clashing.
 //! Every process is killed when the ensemble is dropped; when a test fails,
 //! the tail of each server's log is printed and the folder is kept.
-//! [`monitoring`] holds the dashboard, the alerts and the README against the
+//! [`load`] is a real client's write load and a sampled timeline of who
+//! leads. [`monitoring`] holds the dashboard, the alerts and the README against the
 //! metrics the code exports; [`prometheus`] runs a real Prometheus server.
 
 #![allow(clippy::print_stderr)]
 
+pub mod load;
 pub mod monitoring;
 pub mod prometheus;
 mod sidecar;

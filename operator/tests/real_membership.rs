@@ -1,0 +1,339 @@
+//! Membership changes and rolling restarts on real ZooKeeper servers through
+//! `zk-operator local`, under a steady write load from a real ZooKeeper
+//! client: no acknowledged write is lost, no two leaders are ever
+//! quorum-backed at once (every member's `srvr` and `mntr` sampled every
+//! 50 ms), every member's dynamic config agrees at the end, and every
+//! sidecar reports the new membership.
+
+mod local_support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use local_support::{Local, ZK_OPERATOR, assert_failure, assert_success, pids, text};
+use serde_json::Value;
+use zk_ensemble::ZooCfg;
+use zk_testkit::eventually;
+use zk_testkit::load::{LeaderSampler, Timeline, WriteLoad, missing_writes};
+
+/// Short ticks keep the scenarios quick; the sidecars' 1 s polls do not
+/// depend on them.
+const SETTINGS: &str = "  config:\n    tickTime: 250\n";
+
+const LOAD_ROOT: &str = "/zookube-load";
+
+/// `zk-operator local ARGS --dir …`, run without blocking the load and the
+/// sampler.
+async fn run(local: &Local, args: &[&str]) -> Output {
+    tokio::process::Command::new(ZK_OPERATOR)
+        .arg("local")
+        .args(args)
+        .arg("--dir")
+        .arg(local.ensemble_dir())
+        .env_remove("ZOOKUBE_LOCAL_DIR")
+        .output()
+        .await
+        .expect("run zk-operator")
+}
+
+/// Every address a member of this test may have (voters 1..=5, observer
+/// 128), as `(myid, client address)`.
+fn addresses(local: &Local) -> Vec<(u8, SocketAddr)> {
+    [1, 2, 3, 4, 5, 128]
+        .into_iter()
+        .map(|myid| (myid, SocketAddr::new(local.host(myid).into(), 2181)))
+        .collect()
+}
+
+fn connect_string(addresses: &[(u8, SocketAddr)]) -> String {
+    addresses
+        .iter()
+        .map(|(_, a)| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A write load and a leader sampler over `local`'s addresses.
+struct Watch {
+    load: WriteLoad,
+    sampler: LeaderSampler,
+    connect: String,
+}
+
+impl Watch {
+    async fn start(local: &Local) -> Watch {
+        let addresses = addresses(local);
+        let connect = connect_string(&addresses);
+        let load = WriteLoad::start(&connect, LOAD_ROOT, Duration::from_millis(10))
+            .await
+            .expect("start the write load");
+        let sampler = LeaderSampler::start(addresses, Duration::from_millis(50));
+        Watch {
+            load,
+            sampler,
+            connect,
+        }
+    }
+
+    /// Stops both; fails on a lost acknowledged write or a split brain.
+    async fn finish(self, what: &str) -> Timeline {
+        let report = self.load.stop().await;
+        let timeline = self.sampler.stop().await;
+        assert!(
+            report.acked.len() > 100,
+            "{what}: the load barely ran ({} acknowledged, {} failed)",
+            report.acked.len(),
+            report.failed
+        );
+        let missing = missing_writes(&self.connect, LOAD_ROOT, &report.acked)
+            .await
+            .expect("read the writes back");
+        assert!(
+            missing.is_empty(),
+            "{what}: {} of {} acknowledged writes are lost: {:?}",
+            missing.len(),
+            report.acked.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let split = timeline.split_brain();
+        assert!(split.is_empty(), "{what}: two leaders at once: {split:?}");
+        eprintln!(
+            "{what}: {} writes acknowledged ({} failed), longest without a quorum-backed leader {} ms, {} leader changes, {} samples",
+            report.acked.len(),
+            report.failed,
+            timeline.longest_without_leader().as_millis(),
+            timeline.elections(),
+            timeline.len()
+        );
+        timeline
+    }
+}
+
+/// The dynamic config a member's server runs on: the file its rewritten
+/// `zoo.cfg` names, as (server ids, version suffix).
+fn dynamic_config(local: &Local, myid: u8) -> Result<(Vec<i64>, String), String> {
+    let conf = local
+        .ensemble_dir()
+        .join("members")
+        .join(myid.to_string())
+        .join("conf");
+    let cfg = std::fs::read_to_string(conf.join("zoo.cfg")).map_err(|e| e.to_string())?;
+    let cfg = ZooCfg::parse(&cfg).map_err(|e| e.to_string())?;
+    let file = cfg
+        .dynamic_config_file()
+        .ok_or_else(|| format!("myid {myid}: zoo.cfg names no dynamic file"))?;
+    let path = Path::new(file);
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let mut dynamic = ZooCfg::default();
+    dynamic.merge_dynamic(&text).map_err(|e| e.to_string())?;
+    let version = file.rsplit('.').next().unwrap_or_default().to_owned();
+    Ok((dynamic.server_ids(), version))
+}
+
+/// The members run, lead and follow as `voters` and `observers` say: one
+/// leader every member follows, every sidecar reporting these voters, and
+/// every member's dynamic config the same.
+async fn assert_membership(local: &Local, voters: &[u8], observers: &[u8]) {
+    let all: Vec<u8> = voters.iter().chain(observers).copied().collect();
+    let expected_voters: Vec<u64> = voters.iter().map(|v| u64::from(*v)).collect();
+    let status = eventually(
+        "every sidecar to report the new membership and one leader",
+        Duration::from_secs(30),
+        || async {
+            let status = local.status()?;
+            let members = status["members"].as_array().cloned().unwrap_or_default();
+            let myids: Vec<u64> = members.iter().filter_map(|m| m["myid"].as_u64()).collect();
+            if myids != all.iter().map(|m| u64::from(*m)).collect::<Vec<_>>() {
+                return Err(format!("members {myids:?}"));
+            }
+            let leader = status["leader"].as_u64().ok_or("no leader")?;
+            for m in &members {
+                if m["leader"].as_u64() != Some(leader) || m["serving"] != Value::Bool(true) {
+                    return Err(format!("{m}"));
+                }
+                let sidecar = m["metrics"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches("http://")
+                    .trim_end_matches("/metrics")
+                    .parse::<SocketAddr>()
+                    .map_err(|e| e.to_string())?;
+                let doc = zk_testkit::http_get(sidecar, "/v1/status").await?;
+                let doc: Value = serde_json::from_str(&doc.1).map_err(|e| e.to_string())?;
+                let reported: Vec<u64> = doc["quorum"]["voters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .collect();
+                if reported != expected_voters {
+                    return Err(format!("{} reports voters {reported:?}", m["name"]));
+                }
+            }
+            Ok(status)
+        },
+    )
+    .await;
+    let configs = eventually(
+        "every member's dynamic config to agree",
+        Duration::from_secs(10),
+        || async {
+            let configs: Vec<(Vec<i64>, String)> = all
+                .iter()
+                .map(|m| dynamic_config(local, *m))
+                .collect::<Result<_, _>>()?;
+            let distinct: BTreeSet<&(Vec<i64>, String)> = configs.iter().collect();
+            if distinct.len() == 1 {
+                Ok(configs)
+            } else {
+                Err(format!("{configs:?}"))
+            }
+        },
+    )
+    .await;
+    let listed: Vec<i64> = all.iter().map(|m| i64::from(*m)).collect();
+    assert_eq!(configs[0].0, listed, "the committed servers; {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_scale_3_5_3_under_write_load_loses_nothing() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    let local = Local::new("grow", &format!("  replicas: 3\n{SETTINGS}"));
+    local.up();
+    let watch = Watch::start(&local).await;
+
+    let even = run(&local, &["scale", "--replicas", "4"]).await;
+    assert_failure(
+        &even,
+        1,
+        &["spec.replicas = 4: replicas must be odd — 1, 3, 5, 7 …"],
+    );
+
+    let up = run(&local, &["scale", "--replicas", "5"]).await;
+    assert_success(&up, "scale 3 -> 5");
+    assert_membership(&local, &[1, 2, 3, 4, 5], &[]).await;
+    let down = run(&local, &["scale", "--replicas", "3"]).await;
+    assert_success(&down, "scale 5 -> 3");
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+    watch.finish("3 -> 5 -> 3").await;
+
+    // The removed members' processes are gone, their data kept (the
+    // default volume policy) with their myid.
+    let status = local.status().expect("status");
+    assert_eq!(pids(&status).len(), 6, "{status}");
+    let myid = std::fs::read_to_string(local.ensemble_dir().join("data/5/myid")).expect("myid 5");
+    assert_eq!(myid.trim(), "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_scale_1_3_1_with_an_observer_refuses_to_shrink_while_the_staying_voter_is_down() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    let local = Local::new("single", &format!("  replicas: 1\n{SETTINGS}"));
+    local.up();
+    let watch = Watch::start(&local).await;
+
+    let up = run(&local, &["scale", "--replicas", "3", "--observers", "1"]).await;
+    assert_success(&up, "scale 1 -> 3 and an observer");
+    assert_membership(&local, &[1, 2, 3], &[128]).await;
+
+    // The one voter that is to stay is down (the others elect a new
+    // leader): nothing leaves, and the refusal names it.
+    let kill = run(&local, &["kill", "1"]).await;
+    assert_success(&kill, "kill myid 1");
+    let refused = run(&local, &["scale", "--replicas", "1", "--observers", "0"]).await;
+    assert_failure(
+        &refused,
+        1,
+        &[
+            "scale-down refused: single-0 (myid 1) is down",
+            "Bring it back",
+        ],
+    );
+    let start = run(&local, &["start", "1"]).await;
+    assert_success(&start, "start myid 1 again");
+    assert_membership(&local, &[1, 2, 3], &[128]).await;
+
+    let down = run(&local, &["scale", "--replicas", "1", "--observers", "0"]).await;
+    assert_success(&down, "scale 3 -> 1 and no observer");
+    assert_membership(&local, &[1], &[]).await;
+    watch.finish("1 -> 3+1 -> 1").await;
+}
+
+/// The order in which a change restarted members, from its progress lines.
+fn restarted(out: &Output) -> Vec<u64> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split("done: restart ").nth(1))
+        .filter_map(|rest| rest.split("(myid ").nth(1))
+        .filter_map(|rest| rest.split(')').next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_roll_restarts_each_member_once_and_the_leader_last() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    let local = Local::new("roll", &format!("  replicas: 3\n{SETTINGS}"));
+    local.up();
+    let before = local.status().expect("status");
+    let leader = before["leader"].as_u64().expect("a leader");
+    let watch = Watch::start(&local).await;
+
+    // A settings change reaches every member's config through a restart.
+    let changed = local.dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed,
+        format!(
+            "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: roll\nspec:\n  replicas: 3\n{SETTINGS}    extra:\n      globalOutstandingLimit: \"2000\"\n"
+        ),
+    )
+    .expect("write the changed cluster");
+    let apply = run(&local, &["apply", "-f", &changed.display().to_string()]).await;
+    assert_success(&apply, "apply a settings change");
+    let order = restarted(&apply);
+    assert_eq!(order.len(), 3, "{}", text(&apply.stderr));
+    assert_eq!(order.last(), Some(&leader), "the leader restarts last");
+    for myid in 1..=3u8 {
+        let cfg = std::fs::read_to_string(
+            local
+                .ensemble_dir()
+                .join(format!("members/{myid}/conf/zoo.cfg")),
+        )
+        .expect("zoo.cfg");
+        assert!(cfg.contains("globalOutstandingLimit=2000"), "{cfg}");
+    }
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+    let after = local.status().expect("status");
+    let old: BTreeSet<u64> = pids(&before).into_iter().collect();
+    assert!(
+        pids(&after).iter().all(|p| !old.contains(p)),
+        "every member restarted: {before} {after}"
+    );
+
+    // Applying the same file again changes nothing.
+    let again = run(&local, &["apply", "-f", &changed.display().to_string()]).await;
+    assert_success(&again, "apply again");
+    assert!(restarted(&again).is_empty(), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("nothing to change"));
+
+    // An explicit restart rolls again, the new leader last.
+    let leader = after["leader"].as_u64().expect("a leader");
+    let restart = run(&local, &["restart"]).await;
+    assert_success(&restart, "local restart");
+    let order = restarted(&restart);
+    assert_eq!(order.len(), 3, "{}", text(&restart.stderr));
+    assert_eq!(order.last(), Some(&leader), "the leader restarts last");
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+    let timeline = watch.finish("roll twice").await;
+    // Only the two leader restarts moved the leadership.
+    assert_eq!(timeline.elections(), 2);
+}

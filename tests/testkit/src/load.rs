@@ -1,0 +1,356 @@
+//! A steady write load from a real ZooKeeper client (the `zookeeper-client`
+//! crate), and a timeline of who leads, sampled from every member's `srvr`
+//! and `mntr`: what the membership tests assert on and `bench/membership`
+//! reports.
+//!
+//! A leader counts as quorum-backed in a sample when `srvr` says `leader`,
+//! `mntr` says it is in the broadcast phase, and its synced voters (synced
+//! followers minus non-voting ones, plus itself) are a majority of its
+//! voters (`zk_quorum_size`).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use zk_process::Mode;
+use zookeeper_client as zk;
+
+/// Every request of the load gives up after this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes one znode after another under a root, recording every write
+/// ZooKeeper acknowledged.
+pub struct WriteLoad {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<LoadReport>,
+}
+
+/// What the load did.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// The paths of the writes ZooKeeper acknowledged, in order.
+    pub acked: Vec<String>,
+    /// Writes that failed (connection lost mid-write: they may or may not
+    /// have been applied, and are not counted as acknowledged).
+    pub failed: u64,
+}
+
+async fn connect(connect: &str) -> Result<zk::Client, String> {
+    let client = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(30))
+        .with_connection_timeout(Duration::from_secs(1))
+        .connect(connect);
+    tokio::time::timeout(Duration::from_secs(30), client)
+        .await
+        .map_err(|_| format!("no session with {connect} within 30 s"))?
+        .map_err(|e| format!("cannot connect to {connect}: {e}"))
+}
+
+impl WriteLoad {
+    /// Starts writing `<root>/w-<n>` every `pause` through a client of
+    /// `connect` (every address a member may ever have: the client skips
+    /// those that do not answer).
+    pub async fn start(connect: &str, root: &str, pause: Duration) -> Result<WriteLoad, String> {
+        let client = connect_retrying(connect).await?;
+        let acl = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match client.create(root, b"", &acl).await {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(format!("cannot create {root}: {e}")),
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let connect = connect.to_owned();
+        let root = root.to_owned();
+        let task = tokio::spawn(async move {
+            let mut report = LoadReport::default();
+            let mut client = client;
+            let mut n: u64 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                let path = format!("{root}/w-{n:08}");
+                let acl = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                let write = client.create(&path, n.to_string().as_bytes(), &acl);
+                match tokio::time::timeout(REQUEST_TIMEOUT, write).await {
+                    Ok(Ok(_)) => report.acked.push(path),
+                    Ok(Err(zk::Error::SessionExpired | zk::Error::ClientClosed)) => {
+                        report.failed += 1;
+                        if let Ok(fresh) = connect_retrying(&connect).await {
+                            client = fresh;
+                        }
+                    }
+                    Ok(Err(_)) | Err(_) => report.failed += 1,
+                }
+                tokio::time::sleep(pause).await;
+            }
+            report
+        });
+        Ok(WriteLoad { stop, task })
+    }
+
+    pub async fn stop(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+async fn connect_retrying(connect: &str) -> Result<zk::Client, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match self::connect(connect).await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
+/// The acknowledged writes that a fresh client, after a `sync`, cannot find.
+pub async fn missing_writes(
+    connect: &str,
+    root: &str,
+    acked: &[String],
+) -> Result<Vec<String>, String> {
+    let client = connect_retrying(connect).await?;
+    let read = async {
+        client.sync(root).await?;
+        client.list_children(root).await
+    };
+    let children = tokio::time::timeout(REQUEST_TIMEOUT, read)
+        .await
+        .map_err(|_| format!("no answer listing {root}"))?
+        .map_err(|e| format!("cannot list {root}: {e}"))?;
+    let present: BTreeSet<String> = children
+        .into_iter()
+        .map(|c| format!("{root}/{c}"))
+        .collect();
+    Ok(acked
+        .iter()
+        .filter(|p| !present.contains(*p))
+        .cloned()
+        .collect())
+}
+
+/// A leader seen in one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderSample {
+    pub myid: u8,
+    /// The epoch of its zxid (its peer epoch).
+    pub epoch: i64,
+    pub quorum_backed: bool,
+}
+
+/// One look at every member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// When the round started, after the sampler started.
+    pub at: Duration,
+    pub leaders: Vec<LeaderSample>,
+}
+
+/// Samples every member's `srvr` (and the leaders' `mntr`) until stopped.
+pub struct LeaderSampler {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Timeline>,
+}
+
+impl LeaderSampler {
+    /// Samples the members at `(myid, client address)` every `interval`.
+    pub fn start(members: Vec<(u8, SocketAddr)>, interval: Duration) -> LeaderSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut rounds = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let at = started.elapsed();
+                let looks = members.iter().map(|(myid, addr)| look(*myid, *addr));
+                let leaders = futures::future::join_all(looks)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                rounds.push(Round { at, leaders });
+                tokio::time::sleep(interval).await;
+            }
+            Timeline { rounds }
+        });
+        LeaderSampler { stop, task }
+    }
+
+    pub async fn stop(self) -> Timeline {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// The member at `addr` if it leads, and whether a quorum backs it.
+async fn look(myid: u8, addr: SocketAddr) -> Option<LeaderSample> {
+    let timeout = Duration::from_millis(300);
+    let srvr = zk_process::fourlw::srvr(addr, timeout).await.ok()?;
+    if srvr.mode != Mode::Leader {
+        return None;
+    }
+    let mntr = zk_process::fourlw::mntr(addr, timeout).await.ok();
+    let quorum_backed = mntr.is_some_and(|m| {
+        let number = |key: &str| m.get(key).and_then(|v| v.parse::<u64>().ok());
+        let broadcast = m
+            .get("zk_peer_state")
+            .is_some_and(|s| s.contains("broadcast"));
+        match (
+            number("zk_synced_followers"),
+            number("zk_synced_non_voting_followers"),
+            number("zk_quorum_size"),
+        ) {
+            (Some(synced), Some(non_voting), Some(voters)) => {
+                broadcast && synced.saturating_sub(non_voting) + 1 > voters / 2
+            }
+            _ => false,
+        }
+    });
+    Some(LeaderSample {
+        myid,
+        epoch: srvr.zxid >> 32,
+        quorum_backed,
+    })
+}
+
+/// Who led when.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub rounds: Vec<Round>,
+}
+
+impl Timeline {
+    /// The quorum-backed leaders of a round.
+    fn backed(round: &Round) -> Vec<LeaderSample> {
+        round
+            .leaders
+            .iter()
+            .filter(|l| l.quorum_backed)
+            .copied()
+            .collect()
+    }
+
+    /// The longest stretch between two rounds that saw a quorum-backed
+    /// leader with only rounds without one in between (from the last round
+    /// with a leader to the next), or the whole run when none was seen.
+    pub fn longest_without_leader(&self) -> Duration {
+        let mut longest = Duration::ZERO;
+        let mut last_led: Option<Duration> = None;
+        let mut gap = false;
+        for round in &self.rounds {
+            if Self::backed(round).is_empty() {
+                gap = true;
+                continue;
+            }
+            if gap && let Some(since) = last_led {
+                longest = longest.max(round.at.saturating_sub(since));
+            }
+            gap = false;
+            last_led = Some(round.at);
+        }
+        if last_led.is_none() {
+            return self.rounds.last().map_or(Duration::ZERO, |r| r.at);
+        }
+        longest
+    }
+
+    /// How many times the quorum-backed leader (myid and epoch) changed.
+    pub fn elections(&self) -> usize {
+        let mut changes = 0;
+        let mut current: Option<(u8, i64)> = None;
+        for round in &self.rounds {
+            if let Some(l) = Self::backed(round).iter().max_by_key(|l| l.epoch) {
+                let now = (l.myid, l.epoch);
+                if current.is_some_and(|c| c != now) {
+                    changes += 1;
+                }
+                current = Some(now);
+            }
+        }
+        changes
+    }
+
+    /// Rounds in which two members were quorum-backed leaders at once,
+    /// and epochs led by two different members: both would be split brain.
+    pub fn split_brain(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut by_epoch: std::collections::BTreeMap<i64, u8> = Default::default();
+        for round in &self.rounds {
+            let backed = Self::backed(round);
+            if backed.len() > 1 {
+                problems.push(format!("at {:?}: {backed:?}", round.at));
+            }
+            for l in round.leaders.iter().filter(|l| l.quorum_backed) {
+                let first = *by_epoch.entry(l.epoch).or_insert(l.myid);
+                if first != l.myid {
+                    problems.push(format!(
+                        "epoch {} led by myid {first} and by myid {} (at {:?})",
+                        l.epoch, l.myid, round.at
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// How many rounds were taken.
+    pub fn len(&self) -> usize {
+        self.rounds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rounds.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(ms: u64, leaders: &[(u8, i64, bool)]) -> Round {
+        Round {
+            at: Duration::from_millis(ms),
+            leaders: leaders
+                .iter()
+                .map(|(myid, epoch, quorum_backed)| LeaderSample {
+                    myid: *myid,
+                    epoch: *epoch,
+                    quorum_backed: *quorum_backed,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn gaps_elections_and_split_brain_are_read_from_the_rounds() {
+        let timeline = Timeline {
+            rounds: vec![
+                round(0, &[(1, 1, true)]),
+                round(100, &[(1, 1, true)]),
+                round(200, &[(1, 1, false)]),
+                round(300, &[]),
+                round(400, &[(2, 2, true)]),
+                round(500, &[(2, 2, true), (1, 1, false)]),
+            ],
+        };
+        assert_eq!(
+            timeline.longest_without_leader(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(timeline.elections(), 1);
+        assert!(timeline.split_brain().is_empty());
+        let split = Timeline {
+            rounds: vec![round(0, &[(1, 1, true), (2, 1, true)])],
+        };
+        assert_eq!(split.split_brain().len(), 2);
+        let never = Timeline {
+            rounds: vec![round(0, &[]), round(700, &[])],
+        };
+        assert_eq!(never.longest_without_leader(), Duration::from_millis(700));
+    }
+}
