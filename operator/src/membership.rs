@@ -72,14 +72,20 @@ impl Templates {
     }
 }
 
-/// Whether the cluster is as its spec asks by what the objects show alone
-/// — the StatefulSets' sizes, the ConfigMap's servers, no pod beyond the
-/// spec and every pod on the current template — so the committed config
+/// Whether the cluster is as its spec asks by what the objects and the
+/// sidecars show — the StatefulSets' sizes, the ConfigMap's servers, no pod
+/// beyond the spec, every pod on the current template, and every pod's
+/// sidecar watching exactly the spec's members — so the committed config
 /// need not be read. A missing pod is the StatefulSet's to create.
+///
+/// The sidecars are needed because the ConfigMap lists a joiner before
+/// `reconfig` adds it: after the last joiner starts, the objects alone look
+/// finished while the ensemble has not committed it yet.
 pub fn settled(
     cluster: &ValidatedCluster,
     current: &Current,
     pods: &[PodView],
+    sidecars: &BTreeMap<String, SidecarReading>,
     templates: &Templates,
 ) -> bool {
     let spec = Members::of_spec(&cluster.ensemble);
@@ -90,8 +96,22 @@ pub fn settled(
     let all_wanted = pods.iter().all(|p| {
         myid_of_pod(&cluster.name, &p.name).is_some_and(|m| spec.servers.contains_key(&m))
     });
+    let committed_as_spec = pods.iter().all(|p| {
+        sidecars
+            .get(&p.name)
+            .and_then(|r| r.as_ref().ok())
+            .is_some_and(|status| {
+                let watched: BTreeMap<Myid, Role> = status
+                    .members
+                    .iter()
+                    .filter_map(|m| Some((Myid::try_from(m.myid).ok()?, m.role)))
+                    .collect();
+                watched == spec.servers
+            })
+    });
     current.voter_pods == Some(spec.voter_pods)
         && observers_match
+        && committed_as_spec
         && current.servers.as_ref() == Some(&spec.servers)
         && all_wanted
         && pods.iter().all(|p| {

@@ -347,7 +347,18 @@ async fn fake_sidecar(document: Value) -> SocketAddr {
 }
 
 fn sidecar_document(myid: u64, state: &str) -> Value {
-    json!({"myid": myid, "role": "voter", "state": state, "leader": 2, "peerEpoch": 5, "electionEpoch": 1})
+    json!({
+        "myid": myid, "role": "voter", "state": state, "leader": 2, "peerEpoch": 5, "electionEpoch": 1,
+        "members": watched(&[1, 2, 3])
+    })
+}
+
+/// The members a sidecar's watcher follows: those of the committed config.
+fn watched(myids: &[u8]) -> Value {
+    myids
+        .iter()
+        .map(|m| json!({"myid": m, "host": format!("zk-{}", m - 1), "role": "voter", "reachable": true}))
+        .collect()
 }
 
 /// A running, ready member pod as the StatefulSet controller makes it
@@ -531,4 +542,257 @@ async fn a_namespaced_controller_looks_only_in_its_namespace() {
         "{:?}",
         fake.log()
     );
+}
+
+// Membership changes and rolling restarts, one reconcile (one planner step)
+// at a time: the order of object changes and reconfigs, and the refusal
+// while degraded. The ensemble is a FakeAdmin (its committed config) and
+// fake sidecars (each member's state and leader).
+
+/// A synced member's sidecar document: serving, following `leader` (or
+/// leading when it is the leader), or down.
+fn member_document(myid: u8, leader: u8, down: bool) -> Value {
+    let state = match (down, myid == leader) {
+        (true, _) => "DOWN",
+        (false, true) => "LEADING",
+        (false, false) => "FOLLOWING",
+    };
+    json!({
+        "myid": myid, "role": "voter", "state": state,
+        "leader": if down { Value::Null } else { json!(leader) },
+        "peerEpoch": 5, "electionEpoch": 1, "serving": !down
+    })
+}
+
+/// Voter pods for `myids`, from `cluster`'s current template, each with a
+/// sidecar reporting `leader` (members in `down` report DOWN).
+async fn voters(fake: &FakeApi, cluster: &ZookeeperCluster, myids: &[u8], leader: u8, down: &[u8]) {
+    let validated = cluster::validate(cluster).unwrap();
+    let sts = zk_operator::build::stateful_set(&validated, zk_ensemble::Role::Voter);
+    let template = zk_operator::build::template_hash(&sts).unwrap().to_owned();
+    for myid in myids {
+        let sidecar = fake_sidecar(member_document(*myid, leader, down.contains(myid))).await;
+        let name = format!("zk-{}", myid - 1);
+        let mut pod = member_pod(&name, &validated.config.hash, sidecar);
+        pod["metadata"]["annotations"]["zookube.io/template-hash"] = json!(template);
+        fake.insert(&format!("{NS}/pods/{name}"), pod);
+    }
+}
+
+fn voter_replicas(fake: &FakeApi) -> i64 {
+    fake.get(&format!("{APPS}/statefulsets/zk")).unwrap()["spec"]["replicas"]
+        .as_i64()
+        .unwrap()
+}
+
+fn listed_servers(fake: &FakeApi) -> Vec<u8> {
+    let cm = fake.get(&format!("{NS}/configmaps/zk-config")).unwrap();
+    let cfg = cm["data"]["zoo.cfg"].as_str().unwrap().to_owned();
+    cfg.lines()
+        .filter_map(|l| l.strip_prefix("server."))
+        .filter_map(|l| l.split('=').next())
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+fn events(fake: &FakeApi) -> Vec<(String, String)> {
+    fake.log()
+        .into_iter()
+        .filter(|r| r.path == EVENTS && r.is_write())
+        .map(|r| {
+            (
+                r.body["reason"].as_str().unwrap_or_default().to_owned(),
+                r.body["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A cluster of `replicas` whose ensemble committed `committed`, its
+/// children applied, and its spec then changed to `next`.
+async fn running(replicas: i32, committed: &[u8]) -> (FakeApi, Arc<Context>, FakeAdmin) {
+    let before = Cluster::test().replicas(replicas).build();
+    let (fake, client) = FakeApi::start();
+    fake.insert(CLUSTER, serde_json::to_value(&before).unwrap());
+    let admin = FakeAdmin::committed(committed);
+    let ctx = context_with(client, admin.clone());
+    reconcile(&before, &ctx).await.unwrap();
+    (fake, ctx, admin)
+}
+
+#[tokio::test]
+async fn scale_up_lists_the_joiner_then_starts_its_pod_then_adds_it_one_at_a_time() {
+    let (fake, ctx, admin) = running(3, &[1, 2, 3]).await;
+    let five = Cluster::test().replicas(5).generation(2).build();
+    fake.insert(CLUSTER, serde_json::to_value(&five).unwrap());
+    voters(&fake, &five, &[1, 2, 3], 2, &[]).await;
+
+    // Start myid 4: the ConfigMap lists it before its pod can exist.
+    fake.clear_log();
+    reconcile(&five, &ctx).await.unwrap();
+    let order = writes(&fake.log());
+    let config = order
+        .iter()
+        .position(|w| w.ends_with("/configmaps/zk-config"));
+    let sts = order.iter().position(|w| w.ends_with("/statefulsets/zk"));
+    assert!(config.is_some() && config < sts, "{order:?}");
+    assert_eq!(listed_servers(&fake), vec![1, 2, 3, 4]);
+    assert_eq!(voter_replicas(&fake), 4, "one member at a time");
+    assert!(admin.log().is_empty(), "not added before it is synced");
+    assert!(events(&fake).iter().any(|(r, _)| r == "MemberStarting"));
+
+    // Its pod syncs as a non-voting follower: `reconfig add`, nothing else.
+    voters(&fake, &five, &[4], 2, &[]).await;
+    reconcile(&five, &ctx).await.unwrap();
+    assert_eq!(admin.servers(), vec![1, 2, 3, 4]);
+    assert_eq!(admin.log().len(), 1);
+    assert!(
+        admin.log()[0].starts_with("add server.4="),
+        "{:?}",
+        admin.log()
+    );
+    assert_eq!(voter_replicas(&fake), 4);
+
+    // Then myid 5 the same way.
+    reconcile(&five, &ctx).await.unwrap();
+    let st = stored(&fake).status.unwrap();
+    assert_eq!(
+        listed_servers(&fake),
+        vec![1, 2, 3, 4, 5],
+        "{:?}",
+        st.conditions
+    );
+    assert_eq!(voter_replicas(&fake), 5);
+    voters(&fake, &five, &[5], 2, &[]).await;
+    reconcile(&five, &ctx).await.unwrap();
+    assert_eq!(admin.servers(), vec![1, 2, 3, 4, 5]);
+    let status = stored(&fake).status.unwrap();
+    let progressing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason, "ScalingUp", "{progressing:?}");
+}
+
+#[tokio::test]
+async fn scale_down_removes_through_reconfig_before_the_pod_goes_and_the_leader_last() {
+    // Myid 5 leads: it must leave last, after handing leadership over.
+    let (fake, ctx, admin) = running(5, &[1, 2, 3, 4, 5]).await;
+    let three = Cluster::test().replicas(3).generation(2).build();
+    fake.insert(CLUSTER, serde_json::to_value(&three).unwrap());
+    voters(&fake, &three, &[1, 2, 3, 4, 5], 5, &[]).await;
+
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(admin.log(), vec!["remove 4"]);
+    assert_eq!(voter_replicas(&fake), 5, "no pod goes before it left");
+
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(admin.log(), vec!["remove 4", "remove 5"]);
+    assert_eq!(voter_replicas(&fake), 5);
+
+    // The removed leader still leads until the hand-over shows: wait.
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(voter_replicas(&fake), 5);
+
+    // Myid 1 leads now: the StatefulSet shrinks one pod at a time.
+    voters(&fake, &three, &[1, 2, 3, 4, 5], 1, &[]).await;
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(voter_replicas(&fake), 4);
+    fake.remove(&format!("{NS}/pods/zk-4"));
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(voter_replicas(&fake), 3);
+    fake.remove(&format!("{NS}/pods/zk-3"));
+    reconcile(&three, &ctx).await.unwrap();
+    assert_eq!(voter_replicas(&fake), 3);
+    assert_eq!(listed_servers(&fake), vec![1, 2, 3]);
+    assert_eq!(admin.log().len(), 2, "{:?}", admin.log());
+}
+
+#[tokio::test]
+async fn scale_down_is_refused_while_a_staying_voter_is_down_with_a_condition_and_one_event() {
+    let (fake, ctx, admin) = running(5, &[1, 2, 3, 4, 5]).await;
+    let three = Cluster::test().replicas(3).generation(2).build();
+    fake.insert(CLUSTER, serde_json::to_value(&three).unwrap());
+    voters(&fake, &three, &[1, 2, 3, 4, 5], 1, &[2]).await;
+
+    fake.clear_log();
+    reconcile(&three, &ctx).await.unwrap();
+    assert!(admin.log().is_empty());
+    assert_eq!(voter_replicas(&fake), 5);
+    let status = stored(&fake).status.unwrap();
+    let progressing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("False", "ChangeRefused")
+    );
+    assert!(
+        progressing
+            .message
+            .starts_with("scale-down refused: zk-1 (myid 2) is down"),
+        "{}",
+        progressing.message
+    );
+    let refusals = |fake: &FakeApi| {
+        events(fake)
+            .into_iter()
+            .filter(|(reason, _)| reason == "ChangeRefused")
+            .count()
+    };
+    assert_eq!(refusals(&fake), 1, "{:?}", events(&fake));
+
+    // While it lasts, the refusal is not announced again.
+    fake.clear_log();
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    assert_eq!(refusals(&fake), 0, "{:?}", events(&fake));
+}
+
+#[tokio::test]
+async fn a_settings_change_restarts_followers_one_at_a_time_and_the_leader_last() {
+    let (fake, ctx, admin) = running(3, &[1, 2, 3]).await;
+    let old = Cluster::test().build();
+    voters(&fake, &old, &[1, 2, 3], 2, &[]).await;
+    let changed = Cluster::test()
+        .generation(2)
+        .with(|s| s.jvm_flags = Some("-Xmx512m".into()))
+        .build();
+    fake.insert(CLUSTER, serde_json::to_value(&changed).unwrap());
+
+    let mut deleted = Vec::new();
+    for _ in 0..3 {
+        fake.clear_log();
+        reconcile(&changed, &ctx).await.unwrap();
+        let gone: Vec<String> = fake
+            .log()
+            .into_iter()
+            .filter(|r| r.method == Method::DELETE)
+            .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(gone.len(), 1, "one pod per step: {gone:?}");
+        // Until it is back and synced on the new template, nothing else goes.
+        reconcile(&changed, &ctx).await.unwrap();
+        assert!(
+            fake.log()
+                .iter()
+                .filter(|r| r.method == Method::DELETE)
+                .count()
+                == 1
+        );
+        let myid: u8 = gone[0].trim_start_matches("zk-").parse::<u8>().unwrap() + 1;
+        voters(&fake, &changed, &[myid], 2, &[]).await;
+        deleted.push(gone[0].clone());
+    }
+    assert_eq!(
+        deleted,
+        vec!["zk-2", "zk-0", "zk-1"],
+        "the leader (zk-1) last"
+    );
+    fake.clear_log();
+    reconcile(&changed, &ctx).await.unwrap();
+    assert!(!fake.log().iter().any(|r| r.method == Method::DELETE));
+    assert!(admin.log().is_empty(), "a roll needs no reconfig");
 }

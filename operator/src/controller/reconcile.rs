@@ -68,7 +68,7 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
     };
     let target = membership::target(&pods, validated.ensemble.ports.client, &password);
     let (observed, step, read_error) = if current.voter_pods.is_none()
-        || membership::settled(&validated, &current, &pods, &templates)
+        || membership::settled(&validated, &current, &pods, &sidecars, &templates)
     {
         (None, None, None)
     } else {

@@ -73,14 +73,57 @@ fn status(myid: u64, state: MemberState, leader: u64) -> SidecarStatus {
     }
 }
 
+/// Sidecars of pods `zk-0` … `zk-{pods - 1}`, each watching the committed
+/// config of `members`.
+fn watching(members: &[u8], pods: u8) -> BTreeMap<String, SidecarReading> {
+    (0..pods)
+        .map(|i| {
+            let mut s = status(u64::from(i) + 1, MemberState::Following, 1);
+            s.members = members
+                .iter()
+                .map(|m| zk_ensemble::status::MemberStatus {
+                    myid: u64::from(*m),
+                    host: String::new(),
+                    role: id(*m).role(),
+                    state: Some(MemberState::Following),
+                    leader: Some(1),
+                    peer_epoch: Some(1),
+                    election_epoch: Some(1),
+                    reachable: true,
+                    last_reply_age_seconds: None,
+                    error: None,
+                })
+                .collect();
+            (format!("zk-{i}"), Ok(s))
+        })
+        .collect()
+}
+
 #[test]
 fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
     let c = cluster(3, 0);
     let pods = vec![pod("zk-0", "v1"), pod("zk-1", "v1"), pod("zk-2", "v1")];
+    // The objects show the spec, but the sidecars watch a committed config
+    // without myid 3 (a joiner not added yet), or do not answer.
+    assert!(!settled(
+        &c,
+        &current(3, None, &[1, 2, 3]),
+        &pods,
+        &watching(&[1, 2], 3),
+        &templates()
+    ));
+    assert!(!settled(
+        &c,
+        &current(3, None, &[1, 2, 3]),
+        &pods,
+        &BTreeMap::new(),
+        &templates()
+    ));
     assert!(settled(
         &c,
         &current(3, None, &[1, 2, 3]),
         &pods,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     // A pod the StatefulSet has yet to create needs nobody else.
@@ -88,6 +131,7 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &c,
         &current(3, None, &[1, 2, 3]),
         &pods[..2],
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     // A scale request, a stale pod, a pod beyond the spec, a ConfigMap
@@ -97,6 +141,7 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &five,
         &current(3, None, &[1, 2, 3]),
         &pods,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     five = cluster(3, 0);
@@ -105,6 +150,7 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &five,
         &current(3, None, &[1, 2, 3]),
         &stale,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     let mut extra = pods.clone();
@@ -113,12 +159,14 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &c,
         &current(3, None, &[1, 2, 3]),
         &extra,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     assert!(!settled(
         &c,
         &current(3, None, &[1, 2, 3, 4]),
         &pods,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     let mut going = pods.clone();
@@ -127,6 +175,7 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &c,
         &current(3, None, &[1, 2, 3]),
         &going,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
     let with_observer = cluster(3, 1);
@@ -134,6 +183,7 @@ fn a_cluster_as_its_spec_asks_needs_no_look_at_the_ensemble() {
         &with_observer,
         &current(3, None, &[1, 2, 3]),
         &pods,
+        &watching(&[1, 2, 3], 3),
         &templates()
     ));
 }

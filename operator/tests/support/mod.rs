@@ -165,6 +165,11 @@ impl FakeApi {
         state.objects.insert(path.to_owned(), object);
     }
 
+    /// Deletes an object (a pod the StatefulSet controller removed, say).
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
+    }
+
     pub fn get(&self, path: &str) -> Option<Value> {
         self.state.lock().unwrap().objects.get(path).cloned()
     }
