@@ -96,6 +96,13 @@ pub struct WatcherConfig {
     /// Where in each interval this watcher's regular polls fall (see
     /// [`PollSlot`]); `None` polls whenever the interval has passed.
     pub slot: Option<PollSlot>,
+    /// Whether the local server's state will be given ([`Input::Local`]).
+    /// Then, until a first leader is known, the first poll of each member
+    /// waits (at most one poll interval from the start) for the local
+    /// server to be seen serving: before that, replies can only say
+    /// LOOKING, and the poll they cost would delay the one that names the
+    /// leader by a whole interval (D11).
+    pub local_probe: bool,
 }
 
 /// A fixed place for regular polls within each poll interval, on the wall
@@ -167,6 +174,7 @@ impl WatcherConfig {
             silence_limit: Duration::from_secs(30),
             seed: u64::from(myid.get()),
             slot: None,
+            local_probe: false,
         }
     }
 
@@ -414,6 +422,9 @@ struct Pace {
     /// until elections have lately taken to end; a reply before then would
     /// only say LOOKING and cost the poll that could have said who leads.
     deferred: Option<(Instant, Instant)>,
+    /// Until when a member's first poll waits for the local server to serve
+    /// (see [`WatcherConfig::local_probe`]).
+    first_not_before: Option<Instant>,
 }
 
 impl Pace {
@@ -428,6 +439,10 @@ impl Pace {
             (Some(slot), Some(_)) => slot
                 .next(due.checked_sub(SLOT_TOLERANCE).unwrap_or(due), interval)
                 .max(due),
+            _ => due,
+        };
+        let due = match (self.first_not_before, m.last_poll) {
+            (Some(not_before), None) => due.max(not_before),
             _ => due,
         };
         match self.deferred {
@@ -492,6 +507,8 @@ pub struct Watcher {
     actions: Vec<Action>,
     events: Vec<Event>,
     stopped: Option<WatcherError>,
+    /// When the watcher was made.
+    started: Instant,
     /// The instant of the latest input.
     now: Instant,
 }
@@ -551,6 +568,7 @@ impl Watcher {
             actions: Vec::new(),
             events: Vec::new(),
             stopped: None,
+            started: now,
             now,
         };
         watcher.step(now);
@@ -865,11 +883,22 @@ impl Watcher {
             }
             _ => None,
         };
+        let never_led = self.tracker.current().is_none() && !self.tracker.lost_leader();
+        let first_not_before = match self.local {
+            None | Some(LocalServer::NotServing) if self.config.local_probe && never_led => {
+                Some(self.started + self.config.poll_interval)
+            }
+            _ => None,
+        };
         Pace {
-            // While the leader is lost, polls follow events, not the slot.
-            slot: self.config.slot.filter(|_| !self.tracker.lost_leader()),
+            // Without a leader, polls follow events, not the slot.
+            slot: self
+                .config
+                .slot
+                .filter(|_| self.tracker.current().is_some()),
             hold: self.hold(),
             deferred,
+            first_not_before,
         }
     }
 

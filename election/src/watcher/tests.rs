@@ -787,3 +787,86 @@ fn a_member_is_not_lost_while_an_answer_is_still_awaited() {
     sim.kill(3);
     assert_eq!(sim.leader(), None);
 }
+
+/// Three voters still electing, as at an ensemble's first start.
+fn electing() -> BTreeMap<i64, Fake> {
+    let mut fakes = ensemble();
+    for (sid, f) in &mut fakes {
+        (f.state, f.leader) = (ServerState::Looking, *sid);
+    }
+    fakes
+}
+
+#[test]
+fn at_start_the_first_polls_wait_for_the_local_server_to_serve() {
+    let mut c = config();
+    c.local_probe = true;
+    let mut sim = Sim::new(electing(), c);
+    let started = sim.now;
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.advance(400 * MS);
+    assert!(sim.sent.is_empty(), "LOOKING replies are not worth a poll");
+    // The election ends and the local server serves: every member is
+    // polled at once, and the replies name the leader.
+    sim.fakes = ensemble();
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    assert_eq!(sim.sent.len(), 3);
+    assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
+    assert_eq!(sim.now - started, 400 * MS);
+}
+
+#[test]
+fn at_start_a_local_server_that_does_not_serve_delays_polls_one_interval_at_most() {
+    let mut c = config();
+    c.local_probe = true;
+    let mut sim = Sim::new(electing(), c);
+    let started = sim.now;
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.advance(3 * S);
+    let first = sim.sent.iter().map(|s| s.0).min().expect("polled");
+    assert_eq!(first - started, S);
+    // Members are shown (LOOKING) although no leader is known.
+    let view = sim.w.view(sim.now);
+    assert!(view.members.iter().all(|m| m.reachable), "{view:?}");
+    assert_eq!(sim.leader(), None);
+
+    // A local server that is down, or a watcher without a probe, polls at once.
+    let mut c = config();
+    c.local_probe = true;
+    let mut sim = Sim::new(electing(), c);
+    sim.w.handle(Input::Local(LocalServer::Down), sim.now);
+    sim.pump();
+    assert_eq!(sim.sent.len(), 3);
+    let sim = Sim::new(electing(), config());
+    assert_eq!(sim.sent.len(), 3);
+}
+
+#[test]
+fn before_a_leader_is_known_polls_do_not_wait_for_the_slot() {
+    let mut c = config();
+    let origin = Instant::now();
+    c.slot = Some(PollSlot {
+        origin,
+        offset: 900 * MS,
+    });
+    let mut sim = Sim::new(electing(), c);
+    let started = sim.now;
+    sim.advance(200 * MS);
+    sim.fakes = ensemble();
+    sim.advance(S);
+    // The second poll goes one interval after the bootstrap, not on the
+    // slot after it; with a leader known, polls keep to the slot again.
+    let polls = sim.polls_to(3);
+    assert_eq!(polls[1].0 - started, S);
+    assert!(
+        matches!(sim.leader(), Some((3, 1, _))),
+        "{:?}",
+        sim.leader()
+    );
+    sim.advance(3 * S);
+    for poll in &sim.polls_to(3)[2..] {
+        let into = (poll.0 - origin).as_nanos() % S.as_nanos();
+        assert!(into >= (900 * MS).as_nanos(), "on the slot: {into} ns");
+    }
+}

@@ -168,6 +168,7 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
     }
     let mut config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
         .with_poll_interval(args.poll_interval);
+    config.local_probe = true;
     config.slot = Some(PollSlot::on_wall_clock(
         myid,
         config.poll_interval,
