@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use zk_ensemble::plan::{
     self, Desired, MemberObservation, Membership, Observation, Step, configured_servers,
 };
-use zk_ensemble::{Myid, Role};
+use zk_ensemble::{MemberState, Myid, Role};
 
 use super::backend::{Launcher, LocalEnsemble};
 use super::commands::{
@@ -322,10 +322,25 @@ impl Change<'_> {
         password: &str,
     ) -> (Observation, LocalView, Option<String>) {
         let view = read_view_with(self.ensemble, client).await;
+        let desired = Desired::of(&self.plan.ensemble);
         let mut members = Vec::new();
         for record in &self.ensemble.state.members {
             let (server, _) = self.ensemble.liveness(record.myid);
             if !server.is_some_and(|l| l.is_alive()) {
+                // A member the spec no longer wants is still there to be
+                // removed and stopped (like a crashed pod of a StatefulSet);
+                // a wanted one whose server is gone is started again.
+                if !desired.wants(record.myid) {
+                    members.push(MemberObservation {
+                        myid: record.myid,
+                        state: Some(MemberState::Down),
+                        serving: false,
+                        leader: None,
+                        ready: false,
+                        terminating: false,
+                        current: true,
+                    });
+                }
                 continue;
             }
             let Some(m) = view.member(record.myid) else {
