@@ -211,11 +211,33 @@ async fn look(myid: u8, addr: SocketAddr) -> Option<LeaderSample> {
             _ => false,
         }
     });
+    // A leader that a committed reconfig removed keeps its followers (and
+    // `mntr` its counts) for up to a tick while its designated successor
+    // already leads the next epoch; it can commit nothing more. Only a
+    // leader its own config lists as a voter counts.
+    let quorum_backed = quorum_backed
+        && zk_process::fourlw::four_letter_word(addr, "conf", timeout)
+            .await
+            .is_ok_and(|conf| lists_as_voter(&conf, myid));
     Some(LeaderSample {
         myid,
         epoch: srvr.zxid >> 32,
         quorum_backed,
     })
+}
+
+/// Whether `conf` output lists `myid` as a voter in its membership.
+fn lists_as_voter(conf: &str, myid: u8) -> bool {
+    let prefix = format!("server.{myid}=");
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix(&prefix))
+        .any(|entry| {
+            !entry
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .ends_with(":observer")
+        })
 }
 
 /// Who led when.
@@ -311,6 +333,15 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_counts_only_while_its_config_lists_it_as_a_voter() {
+        let conf = "clientPort=2181\nmembership: \nserver.1=127.0.0.2:2888:3888:participant;127.0.0.2:2181\nserver.128=127.0.0.129:2888:3888:observer;127.0.0.129:2181\nversion=100000003\n";
+        assert!(lists_as_voter(conf, 1));
+        assert!(!lists_as_voter(conf, 128), "an observer");
+        assert!(!lists_as_voter(conf, 3), "removed by a reconfig");
+        assert!(!lists_as_voter(conf, 12), "server.1 is not server.12");
+    }
 
     fn round(ms: u64, leaders: &[(u8, i64, bool)]) -> Round {
         Round {
