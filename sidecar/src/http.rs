@@ -112,6 +112,23 @@ fn verdict(verdict: &Verdict) -> Response {
     (code, axum::Json(verdict)).into_response()
 }
 
+/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C: the
+/// shutdown `run` and `vote` give [`serve`].
+pub(crate) async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,7 +167,7 @@ async fn serve(args: &VoteArgs) -> Result<(), VoteError> {
         reporter.update(status, change);
     }));
     let router = http::router(health, metrics);
-    let mut server = tokio::spawn(http::serve(listener, router, shutdown_signal()));
+    let mut server = tokio::spawn(http::serve(listener, router, http::shutdown_signal()));
     tokio::select! {
         ended = &mut election => {
             server.abort();
@@ -186,22 +186,6 @@ async fn serve(args: &VoteArgs) -> Result<(), VoteError> {
                 Err(e) => Err(VoteError::Election(std::io::Error::other(e))),
             }
         }
-    }
-}
-
-/// SIGTERM (Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 

@@ -261,7 +261,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
     let driver = driver::Driver::new(shared.clone(), metrics.clone(), signals, local_rx);
     let health: Arc<dyn http::Health> = Arc::new(report::RunHealth(shared));
     let router = http::router(health, metrics);
-    let shutdown = shutdown_signal();
+    let shutdown = http::shutdown_signal();
     tokio::select! {
         () = driver.run() => {}
         () = probe.run() => {}
@@ -273,22 +273,6 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
     }
     tracing::info!("zk-sidecar run stopping");
     Ok(())
-}
-
-/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }
 
 #[cfg(test)]
@@ -304,19 +288,6 @@ mod tests {
 
     fn id(n: i64) -> Myid {
         Myid::new(n).unwrap()
-    }
-
-    #[test]
-    fn tls_and_sasl_quorums_are_refused_with_the_reason() {
-        assert!(unsupported_security(&cfg("")).is_none());
-        assert!(unsupported_security(&cfg("sslQuorum=false")).is_none());
-        let tls = unsupported_security(&cfg("sslQuorum=true")).unwrap();
-        assert!(
-            tls.contains("sslQuorum=true") && tls.contains("D14"),
-            "{tls}"
-        );
-        let sasl = unsupported_security(&cfg("quorum.auth.enableSasl=TRUE")).unwrap();
-        assert!(sasl.contains("SASL"), "{sasl}");
     }
 
     #[test]

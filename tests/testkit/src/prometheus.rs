@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::{eventually, in_ci};
 
 /// The `prometheus` binary: `$PROMETHEUS` when set, else `prometheus` on
@@ -224,35 +222,9 @@ fn free_port(ip: Ipv4Addr) -> SocketAddr {
         .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
 }
 
-/// `GET path` over HTTP/1.0, so the answer is never chunked.
+/// `GET path`, waiting up to 5 s (queries can be slow).
 async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("no HTTP head in {text:?}"))?;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("no status code in {head:?}"))?;
-        Ok((code, body.to_owned()))
-    };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .map_err(|_| format!("GET http://{addr}{path} timed out"))?
+    crate::sidecar::http_get_within(addr, path, Duration::from_secs(5)).await
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

@@ -164,13 +164,24 @@ impl LoopbackEnsemble {
     }
 }
 
-/// A one-shot HTTP/1.1 `GET` (2 s time-out): the status code and body.
+/// A one-shot HTTP `GET` (2 s time-out): the status code and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    http_get_within(addr, path, Duration::from_secs(2)).await
+}
+
+/// A one-shot HTTP/1.0 `GET` that gives up after `timeout`.
+pub(crate) async fn http_get_within(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        // HTTP/1.0: the server closes the connection after the answer and never
+        // chunks it.
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await
@@ -191,7 +202,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), Str
             .ok_or_else(|| format!("no status code in {head:?}"))?;
         Ok((code, body.to_owned()))
     };
-    tokio::time::timeout(Duration::from_secs(2), exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| format!("GET http://{addr}{path} timed out"))?
 }
