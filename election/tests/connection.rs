@@ -1,8 +1,11 @@
 //! The connection primitive on real loopback sockets: what a dialler puts on
 //! the wire, what an acceptor refuses, and the frame caps of §2.6.
 
+mod support;
+
 use std::time::Duration;
 
+use support::hex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zk_election::transport::{self, TransportError};
@@ -204,12 +207,4 @@ async fn recv_loses_nothing_when_a_timeout_cancels_it() {
     raw.write_all(&frame[10..]).await.unwrap();
     let n = acceptor.recv_notification().await.unwrap().unwrap();
     assert_eq!(n.election_epoch, 9);
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
 }

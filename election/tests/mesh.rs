@@ -1,10 +1,13 @@
 //! The voting mesh on real loopback sockets: the larger-sid rule, the
 //! newest-wins outbox with its replay, strangers, and closed connections.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use support::hex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use zk_election::transport::{self, Mesh, MeshConfig, MeshEvent};
@@ -175,12 +178,4 @@ async fn bad_preambles_and_frames_close_only_their_own_connection() {
     let one = mesh(1, &addresses).await;
     one.send(2, note(1));
     assert_eq!(next_message(&two).await.0, 1);
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
 }

@@ -13,17 +13,6 @@ use serde_json::Value;
 use zk_process::Mode;
 use zk_testkit::eventually;
 
-/// The sidecar binary must sit beside zk-operator (a workspace build puts
-/// it there); say how to get it rather than fail obscurely.
-fn sidecar_built() {
-    let beside = std::path::Path::new(local_support::ZK_OPERATOR).with_file_name("zk-sidecar");
-    assert!(
-        beside.is_file() || std::env::var_os("ZK_SIDECAR").is_some(),
-        "{} is missing: build it with `cargo build -p zk-sidecar` (scripts/test builds the whole workspace)",
-        beside.display()
-    );
-}
-
 fn leader(status: &Value) -> Option<u64> {
     status["leader"].as_u64()
 }
@@ -50,7 +39,7 @@ async fn up_kill_the_leader_start_it_again_and_down_leaves_nothing_running() {
     if zk_testkit::zookeeper().is_none() {
         return;
     }
-    sidecar_built();
+    local_support::sidecar_built();
     let local = Local::new("lifecycle", "  replicas: 3\n");
     let up = local.up();
     let table = text(&up.stdout);
@@ -153,7 +142,7 @@ async fn a_second_up_is_refused_while_the_first_runs() {
     if zk_testkit::zookeeper().is_none() {
         return;
     }
-    sidecar_built();
+    local_support::sidecar_built();
     let local = Local::new("single", "  replicas: 1\n");
     local.up();
     let base = local.base.to_string();
@@ -175,7 +164,7 @@ async fn a_port_in_use_is_named_with_its_member_and_nothing_starts() {
     if zk_testkit::zookeeper().is_none() {
         return;
     }
-    sidecar_built();
+    local_support::sidecar_built();
     let local = Local::new("ports", "  replicas: 3\n");
     let taken = SocketAddr::new(local.host(2).into(), 3888);
     let _squatter = TcpListener::bind(taken).expect("bind the election port of myid 2");
@@ -201,7 +190,7 @@ async fn a_member_that_cannot_start_shows_its_log_and_nothing_is_left_running() 
     if zk_testkit::zookeeper().is_none() {
         return;
     }
-    sidecar_built();
+    local_support::sidecar_built();
     let local = Local::new("broken", "  replicas: 3\n  jvmFlags: -XX:+NoSuchOption\n");
     let base = local.base.to_string();
     let file = local.file.display().to_string();

@@ -33,15 +33,6 @@ use zk_testkit::prometheus::{PrometheusServer, Sample};
 const OPERATOR_NAMESPACE: &str = "zookube-system";
 const OPERATOR_POD: &str = "zookube-7d9f6c5b4-x2x7q";
 
-fn sidecar_built() {
-    let beside = std::path::Path::new(local_support::ZK_OPERATOR).with_file_name("zk-sidecar");
-    assert!(
-        beside.is_file() || std::env::var_os("ZK_SIDECAR").is_some(),
-        "{} is missing: build it with `cargo build -p zk-sidecar` (scripts/test builds the whole workspace)",
-        beside.display()
-    );
-}
-
 fn address(base: Ipv4Addr, offset: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(base) + offset)
 }
@@ -298,7 +289,7 @@ async fn prometheus_scrapes_the_leader_and_epoch_that_local_status_reports() {
     let Some(prometheus) = zk_testkit::prometheus::binary() else {
         return;
     };
-    sidecar_built();
+    local_support::sidecar_built();
     let local = Local::new("scraped", "  replicas: 3\n");
     local.up();
     let status = local.status().expect("status after up");

@@ -184,3 +184,14 @@ pub fn pids(status: &Value) -> Vec<u64> {
 pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
+
+/// The sidecar binary must sit beside zk-operator (a workspace build puts
+/// it there); say how to get it rather than fail obscurely.
+pub fn sidecar_built() {
+    let beside = Path::new(ZK_OPERATOR).with_file_name("zk-sidecar");
+    assert!(
+        beside.is_file() || std::env::var_os("ZK_SIDECAR").is_some(),
+        "{} is missing: build it with `cargo build -p zk-sidecar` (scripts/test builds the whole workspace)",
+        beside.display()
+    );
+}
