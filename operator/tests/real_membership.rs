@@ -199,7 +199,7 @@ async fn assert_membership(local: &Local, voters: &[u8], observers: &[u8]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_scale_3_5_3_under_write_load_loses_nothing() {
+async fn real_scale_3_5_3_under_write_load_loses_nothing_and_kept_data_rejoins() {
     if zk_testkit::zookeeper().is_none() {
         return;
     }
@@ -228,6 +228,45 @@ async fn real_scale_3_5_3_under_write_load_loses_nothing() {
     assert_eq!(pids(&status).len(), 6, "{status}");
     let myid = std::fs::read_to_string(local.ensemble_dir().join("data/5/myid")).expect("myid 5");
     assert_eq!(myid.trim(), "5");
+
+    // Scaled up again, the kept data comes back as the same members: each
+    // joins from its old snapshot (ZooKeeper sends it what it missed) and
+    // is added again; the writes made meanwhile are on every member.
+    let files = |myid: u8| -> BTreeSet<String> {
+        std::fs::read_dir(local.ensemble_dir().join(format!("data/{myid}/version-2")))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kept_files = files(5);
+    assert!(!kept_files.is_empty(), "myid 5 kept its snapshot and log");
+    let again = run(&local, &["scale", "--replicas", "5"]).await;
+    assert_success(&again, "scale 3 -> 5 on the kept data");
+    assert_membership(&local, &[1, 2, 3, 4, 5], &[]).await;
+    assert!(
+        files(5).is_superset(&kept_files),
+        "myid 5 started from its kept data: {kept_files:?} -> {:?}",
+        files(5)
+    );
+    let znodes = |myid: u8| {
+        let addr = SocketAddr::new(local.host(myid).into(), 2181);
+        znode_count(addr)
+    };
+    let leader = local.status().expect("status")["leader"]
+        .as_u64()
+        .and_then(|l| u8::try_from(l).ok())
+        .expect("a leader");
+    let leader = znodes(leader).await;
+    for myid in [4u8, 5] {
+        let kept = std::fs::read_to_string(local.ensemble_dir().join(format!("data/{myid}/myid")))
+            .expect("myid file");
+        assert_eq!(kept.trim(), myid.to_string());
+        let mntr = znodes(myid).await;
+        assert_eq!(mntr, leader, "myid {myid} holds what the leader holds");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +322,14 @@ async fn real_scale_1_3_1_with_an_observer_refused_while_the_staying_voter_is_do
     );
     assert_membership(&local, &[1], &[]).await;
     watch.finish("1 -> 3+1 -> 1").await;
+}
+
+/// How many znodes the server at `addr` holds (`mntr`).
+async fn znode_count(addr: SocketAddr) -> Option<String> {
+    let mntr = zk_process::fourlw::mntr(addr, Duration::from_secs(2))
+        .await
+        .expect("mntr");
+    mntr.get("zk_znode_count").cloned()
 }
 
 /// The order in which a change restarted members, from its progress lines.
