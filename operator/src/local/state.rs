@@ -14,6 +14,7 @@ use zk_ensemble::{Myid, Role};
 
 use super::plan::{LocalPlan, MemberPlan};
 use super::process::ProcessRecord;
+use super::program;
 
 /// Bumped when the file's meaning changes.
 pub const FORMAT: u32 = 1;
@@ -190,7 +191,8 @@ impl std::fmt::Display for Mismatch {
             ),
             Mismatch::Members { found, wanted } => write!(
                 f,
-                "holds an ensemble of myids {found}, not {wanted}; its members committed that membership, and changing it takes a reconfiguration (start it with the replicas and observers it had)"
+                "holds an ensemble of myids {found}, not {wanted}; its members committed that membership, and changing it takes a reconfiguration (start it with the replicas and observers it had, then change them with `{} scale`)",
+                program()
             ),
         }
     }
