@@ -31,7 +31,14 @@ async fn exactly_one_leader(voters: u32, observers: u32) {
         };
         assert_eq!(*mode, expected, "member {myid} in {modes:?}");
     }
-    let refused = ensemble.log_lines_containing(&["not in the peer list", " ERROR "]);
+    // Members that dial each other at once keep one connection and drop the
+    // other (the larger-sid rule); ZooKeeper logs that race at ERROR level.
+    let startup_races = ["Failed to send last message"];
+    let refused: Vec<(zk_ensemble::Myid, String)> = ensemble
+        .log_lines_containing(&["not in the peer list", " ERROR "])
+        .into_iter()
+        .filter(|(_, line)| !startup_races.iter().any(|race| line.contains(race)))
+        .collect();
     assert!(refused.is_empty(), "{refused:?}");
 }
 
