@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v1::Scale;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
@@ -403,6 +405,18 @@ impl Scenario {
         {
             left.push(format!("PodDisruptionBudget {child}"));
         }
+        // The super user's Secret (reconfig's credentials) goes with the
+        // cluster: a later cluster of the same name gets a new password.
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let child = build::super_secret_name(name);
+        if secrets
+            .get_opt(&child)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            left.push(format!("Secret {child}"));
+        }
         for pod in self.member_pods().await.map_err(|e| e.to_string())? {
             left.push(format!("Pod {}", pod.metadata.name.unwrap_or_default()));
         }
@@ -410,7 +424,8 @@ impl Scenario {
     }
 
     /// Deletes the cluster and waits until it and every child the operator
-    /// made (ConfigMaps, Services, StatefulSets, the budget, the pods) are
+    /// made (ConfigMaps, Services, StatefulSets, the budget, the super
+    /// user's Secret, the pods) are
     /// gone. Volumes are not children: they follow `storage.whenDeleted`.
     pub async fn delete_cluster(&self) -> Result<()> {
         note(
