@@ -252,6 +252,17 @@ pub enum StateError {
     Corrupt { file: PathBuf, reason: String },
 }
 
+/// The state of a three-voter cluster `zk` as `up` records it (for tests).
+#[cfg(test)]
+pub(crate) fn three_voters() -> LocalState {
+    use crate::cluster::{parse_cluster, validate};
+    use crate::local::plan::{DEFAULT_BASE, Layout};
+    let yaml = "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: zk\nspec:\n  replicas: 3\n";
+    let cluster = validate(&parse_cluster(yaml, None).unwrap()).unwrap();
+    let plan = LocalPlan::new(&cluster, DEFAULT_BASE, &Layout::new("/x")).unwrap();
+    LocalState::new(&plan, "examples/minimal.yaml", 1_700_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,10 +270,7 @@ mod tests {
     use crate::local::plan::{DEFAULT_BASE, Layout};
 
     fn state() -> LocalState {
-        let yaml = "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: zk\nspec:\n  replicas: 3\n";
-        let cluster = validate(&parse_cluster(yaml, None).unwrap()).unwrap();
-        let plan = LocalPlan::new(&cluster, DEFAULT_BASE, &Layout::new("/x")).unwrap();
-        LocalState::new(&plan, "examples/minimal.yaml", 1_700_000_000)
+        three_voters()
     }
 
     #[test]

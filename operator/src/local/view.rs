@@ -266,14 +266,9 @@ mod tests {
     use zk_ensemble::status::{MemberStatus, QuorumStatus};
 
     use super::*;
-    use crate::cluster::{parse_cluster, validate};
-    use crate::local::plan::{DEFAULT_BASE, Layout, LocalPlan};
 
     fn state() -> LocalState {
-        let yaml = "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: zk\nspec:\n  replicas: 3\n";
-        let cluster = validate(&parse_cluster(yaml, None).unwrap()).unwrap();
-        let plan = LocalPlan::new(&cluster, DEFAULT_BASE, &Layout::new("/x")).unwrap();
-        LocalState::new(&plan, "zk.yaml", 0)
+        crate::local::state::three_voters()
     }
 
     fn id(n: i64) -> Myid {
