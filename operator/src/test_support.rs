@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::cluster::ValidatedCluster;
 use crate::crd::{ZookeeperCluster, ZookeeperClusterSpec};
 
 /// A `ZookeeperCluster` under construction; starts as the minimal example
@@ -63,5 +64,16 @@ impl Cluster {
 
     pub fn build(self) -> ZookeeperCluster {
         self.0
+    }
+
+    /// The test cluster with these voters and observers, validated.
+    pub fn validated(voters: i32, observers: i32) -> ValidatedCluster {
+        crate::cluster::validate(
+            &Cluster::test()
+                .replicas(voters)
+                .observers(observers)
+                .build(),
+        )
+        .expect("a valid test cluster")
     }
 }

@@ -560,6 +560,30 @@ impl Load {
     }
 }
 
+impl Load {
+    /// Adds up the load generators' latencies and errors.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+        started: Instant,
+    ) -> Load {
+        let mut result = Load {
+            requests: 0,
+            errors: 0,
+            seconds: 0.0,
+            latencies: Vec::new(),
+        };
+        for task in tasks {
+            if let Ok((latencies, errors)) = task.await {
+                result.requests += latencies.len() as u64;
+                result.errors += errors;
+                result.latencies.extend(latencies);
+            }
+        }
+        result.seconds = started.elapsed().as_secs_f64();
+        result
+    }
+}
+
 async fn load(addr: SocketAddr, path: &str, connections: usize, duration: Duration) -> Load {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
@@ -591,21 +615,7 @@ async fn load(addr: SocketAddr, path: &str, connections: usize, duration: Durati
             (latencies, errors)
         }));
     }
-    let mut result = Load {
-        requests: 0,
-        errors: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
-    for task in tasks {
-        if let Ok((latencies, errors)) = task.await {
-            result.requests += latencies.len() as u64;
-            result.errors += errors;
-            result.latencies.extend(latencies);
-        }
-    }
-    result.seconds = started.elapsed().as_secs_f64();
-    result
+    Load::gather(tasks, started).await
 }
 
 /// `mntr` as fast as `connections` clients can ask it.
@@ -627,21 +637,7 @@ async fn load_mntr(addr: SocketAddr, connections: usize, duration: Duration) -> 
             (latencies, errors)
         }));
     }
-    let mut result = Load {
-        requests: 0,
-        errors: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
-    for task in tasks {
-        if let Ok((latencies, errors)) = task.await {
-            result.requests += latencies.len() as u64;
-            result.errors += errors;
-            result.latencies.extend(latencies);
-        }
-    }
-    result.seconds = started.elapsed().as_secs_f64();
-    result
+    Load::gather(tasks, started).await
 }
 
 /// One GET on a kept-alive connection; the body is read and dropped.

@@ -3,7 +3,6 @@ use zk_ensemble::status::QuorumStatus;
 use zk_ensemble::{MemberState, SidecarStatus};
 
 use super::*;
-use crate::cluster::validate;
 use crate::test_support::Cluster;
 
 fn id(n: u8) -> Myid {
@@ -11,13 +10,7 @@ fn id(n: u8) -> Myid {
 }
 
 fn cluster(voters: i32, observers: i32) -> ValidatedCluster {
-    validate(
-        &Cluster::test()
-            .replicas(voters)
-            .observers(observers)
-            .build(),
-    )
-    .unwrap()
+    Cluster::validated(voters, observers)
 }
 
 fn templates() -> Templates {

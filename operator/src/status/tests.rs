@@ -5,13 +5,7 @@ use crate::cluster::validate;
 use crate::test_support::Cluster;
 
 fn cluster(voters: i32, observers: i32) -> ValidatedCluster {
-    validate(
-        &Cluster::test()
-            .replicas(voters)
-            .observers(observers)
-            .build(),
-    )
-    .unwrap()
+    Cluster::validated(voters, observers)
 }
 
 fn ts(seconds: i64) -> Timestamp {
