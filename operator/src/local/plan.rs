@@ -294,7 +294,7 @@ mod tests {
     }
 
     fn plan(spec: &str, base: Ipv4Addr) -> LocalPlan {
-        LocalPlan::new(&cluster(spec), base, &Layout::new("/work/.zookube")).unwrap()
+        LocalPlan::new(&cluster(spec), base, &Layout::new("/x/.zookube")).unwrap()
     }
 
     #[test]
@@ -345,10 +345,10 @@ mod tests {
             DEFAULT_BASE,
         );
         let member = plan.member(Myid::new(2).unwrap()).unwrap();
-        assert_eq!(member.data_dir, Path::new("/work/.zookube/data/2"));
+        assert_eq!(member.data_dir, Path::new("/x/.zookube/data/2"));
         let cfg = &member.zoo_cfg;
         assert!(cfg.contains("tickTime=500\n"), "{cfg}");
-        assert!(cfg.contains("dataDir=/work/.zookube/data/2\n"), "{cfg}");
+        assert!(cfg.contains("dataDir=/x/.zookube/data/2\n"), "{cfg}");
         assert!(
             cfg.contains("server.3=127.0.0.4:2888:3888:participant;127.0.0.4:2181\n"),
             "{cfg}"
