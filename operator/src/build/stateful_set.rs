@@ -420,11 +420,15 @@ fn volumes(cluster: &ValidatedCluster) -> Vec<Volume> {
     ]
 }
 
+/// A probe of the ZooKeeper container answered by the sidecar. The port is
+/// a number: a kubelet resolves a named probe port only among the probed
+/// container's own ports, and `sidecar` is declared on the sidecar's
+/// container (a name there fails every probe with `strconv.Atoi`).
 fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
-            port: IntOrString::String(SIDECAR_PORT_NAME.to_owned()),
+            port: IntOrString::Int(i32::from(SIDECAR_PORT)),
             ..Default::default()
         }),
         period_seconds: Some(period_seconds),

@@ -150,50 +150,70 @@ fn containers_run_the_agreed_commands() {
 }
 
 #[test]
-fn every_mount_has_a_volume_and_every_probe_a_port() {
-    let c = children_of(Cluster::test());
-    let spec = pod_spec(&c.voters);
-    let mut volumes: BTreeSet<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    volumes.extend(
-        c.voters
-            .spec
-            .volume_claim_templates
+fn every_mount_has_a_volume_and_every_probe_a_port_of_its_own_container() {
+    let c = children_of(Cluster::test().observers(1));
+    for sts in [&c.voters, c.observers.as_ref().unwrap()] {
+        let spec = pod_spec(sts);
+        let mut volumes: BTreeSet<&str> = spec
+            .volumes
             .iter()
             .flatten()
-            .filter_map(|pvc| pvc.metadata.name.as_deref()),
-    );
-    let ports: BTreeSet<&str> = spec
-        .containers
-        .iter()
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| p.name.as_deref())
-        .collect();
-    for c in spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-    {
-        for mount in c.volume_mounts.iter().flatten() {
-            assert!(volumes.contains(mount.name.as_str()), "{}", mount.name);
-        }
-        let probes = [&c.liveness_probe, &c.readiness_probe, &c.startup_probe];
-        for probe in probes.into_iter().flatten() {
-            let port = probe
-                .http_get
-                .as_ref()
-                .map(|h| &h.port)
-                .or(probe.tcp_socket.as_ref().map(|t| &t.port));
-            let Some(IntOrString::String(name)) = port else {
-                panic!("probes use named ports: {probe:?}")
-            };
-            assert!(ports.contains(name.as_str()), "{name}");
+            .map(|v| v.name.as_str())
+            .collect();
+        volumes.extend(
+            sts.spec
+                .volume_claim_templates
+                .iter()
+                .flatten()
+                .filter_map(|pvc| pvc.metadata.name.as_deref()),
+        );
+        // A number may be any container's port (the pod shares one network
+        // namespace); a name resolves only among the probed container's own
+        // ports — a kubelet fails the probe otherwise.
+        let pod_ports: BTreeSet<i32> = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .map(|p| p.container_port)
+            .collect();
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            for mount in c.volume_mounts.iter().flatten() {
+                assert!(volumes.contains(mount.name.as_str()), "{}", mount.name);
+            }
+            let own_ports: BTreeSet<&str> = c
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| p.name.as_deref())
+                .collect();
+            let probes = [&c.liveness_probe, &c.readiness_probe, &c.startup_probe];
+            for probe in probes.into_iter().flatten() {
+                let port = probe
+                    .http_get
+                    .as_ref()
+                    .map(|h| &h.port)
+                    .or(probe.tcp_socket.as_ref().map(|t| &t.port))
+                    .unwrap_or_else(|| panic!("a probe without a port: {probe:?}"));
+                match port {
+                    IntOrString::String(name) => assert!(
+                        own_ports.contains(name.as_str()),
+                        "container {} probes the port {name:?}, which it does not declare",
+                        c.name
+                    ),
+                    IntOrString::Int(number) => assert!(
+                        pod_ports.contains(number),
+                        "container {} probes port {number}, which no container declares",
+                        c.name
+                    ),
+                }
+            }
         }
     }
+    let spec = pod_spec(&c.voters);
     let zookeeper = container(spec, ZOOKEEPER_CONTAINER);
     let paths = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         p.as_ref()
