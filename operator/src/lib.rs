@@ -15,6 +15,7 @@
 
 #![warn(clippy::unwrap_used)]
 
+pub mod api_requests;
 pub mod build;
 pub mod cluster;
 pub mod controller;

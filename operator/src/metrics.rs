@@ -1,6 +1,7 @@
 //! The operator's own metrics and the HTTP server that serves them
 //! (`/metrics` in OpenMetrics text, `/healthz`). Every label is bounded:
-//! the only one, `category`, takes the values of [`crate::controller::Error::category`].
+//! `category` takes the values of [`crate::controller::Error::category`],
+//! `verb` and `resource` those of [`crate::api_requests::classify`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::api_requests::RequestLabels;
+
 /// The label of `zookube_operator_reconcile_errors_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -36,6 +39,9 @@ pub struct Metrics {
     pub duration: Histogram,
     /// `zookube_operator_leader`: 1 while this replica holds the lease.
     pub leader: Gauge,
+    /// `zookube_operator_api_requests_total{verb, resource}`: every request
+    /// to the Kubernetes API (see [`crate::api_requests`]).
+    pub api_requests: Family<RequestLabels, Counter>,
 }
 
 impl Metrics {
@@ -48,6 +54,7 @@ impl Metrics {
             // waits up to 2 s for unresponsive sidecars.
             duration: Histogram::new(exponential_buckets(0.01, 2.0, 13)),
             leader: Gauge::default(),
+            api_requests: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("zookube_operator");
         r.register(
@@ -70,6 +77,11 @@ impl Metrics {
             "leader",
             "1 while this operator replica holds the leader lease and reconciles",
             metrics.leader.clone(),
+        );
+        r.register(
+            "api_requests",
+            "Requests to the Kubernetes API, by verb and resource",
+            metrics.api_requests.clone(),
         );
         metrics
     }

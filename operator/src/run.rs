@@ -16,6 +16,7 @@ use crate::cluster::Defaults;
 use crate::controller::{self, Context, Scope};
 use crate::crd::ZookeeperCluster;
 use crate::leader::{self, LeaseLock, Timing};
+use crate::api_requests::CountRequests;
 use crate::metrics::{self, Metrics};
 
 /// How the operator runs.
@@ -42,6 +43,10 @@ pub enum RunError {
         "cannot configure a Kubernetes client: {0}; run in a pod with a service account, or point KUBECONFIG at a kubeconfig"
     )]
     Client(#[source] kube::Error),
+    #[error(
+        "cannot configure a Kubernetes client: {0}; run in a pod with a service account, or point KUBECONFIG at a kubeconfig"
+    )]
+    Config(#[source] kube::config::InferConfigError),
     #[error("{0}")]
     Listen(#[source] std::io::Error),
     #[error("cannot install the signal handler: {0}")]
@@ -79,7 +84,13 @@ async fn preflight(client: &Client, scope: &Scope) -> Result<(), RunError> {
 
 /// Runs until SIGTERM or SIGINT; in-flight reconciles finish first.
 pub async fn run(options: Options) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let config = kube::Config::infer().await.map_err(RunError::Config)?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(RunError::Client)?
+        .with_layer(&CountRequests::new(metrics.api_requests.clone()))
+        .build();
     preflight(&client, &options.scope).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -102,8 +113,6 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         }
     };
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
     let listener = metrics::bind(options.metrics_addr)
         .await
         .map_err(RunError::Listen)?;
