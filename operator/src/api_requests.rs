@@ -194,8 +194,20 @@ mod tests {
                 "deletecollection",
                 "pods",
             ),
-            (Method::GET, "/api/v1/namespaces", None, "list", "namespaces"),
-            (Method::GET, "/api/v1/namespaces/data", None, "get", "namespaces"),
+            (
+                Method::GET,
+                "/api/v1/namespaces",
+                None,
+                "list",
+                "namespaces",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/data",
+                None,
+                "get",
+                "namespaces",
+            ),
             (Method::GET, "/version", None, "other", "other"),
         ];
         for (method, path, query, verb, resource) in cases {

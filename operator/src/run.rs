@@ -12,11 +12,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::api_requests::CountRequests;
 use crate::cluster::Defaults;
 use crate::controller::{self, Context, Scope};
 use crate::crd::ZookeeperCluster;
 use crate::leader::{self, LeaseLock, Timing};
-use crate::api_requests::CountRequests;
 use crate::metrics::{self, Metrics};
 
 /// How the operator runs.

@@ -1,9 +1,9 @@
 """What GitHub's workflow schema cannot see in .github/workflows/ci.yml
-(run by tests/kind/lint with the venv's ruamel.yaml):
+(run by tests/e2e/lint with the venv's ruamel.yaml):
 
 - every `needs` names a job of the workflow;
 - the kind matrix runs at least two Kubernetes versions, each a kindest/node
-  image pinned by tag and digest, and tests/kind/run's default is one of them;
+  image pinned by tag and digest, and tests/e2e/run's default is one of them;
 - every repository script a step runs exists and is executable.
 """
 
@@ -41,12 +41,12 @@ def problems():
         if not NODE_IMAGE.fullmatch(image):
             yield f"{image!r} is not a kindest/node image pinned by tag and digest"
 
-    with open("tests/kind/run", encoding="utf-8") as f:
+    with open("tests/e2e/run", encoding="utf-8") as f:
         default = re.search(r"^DEFAULT_NODE_IMAGE=(\S+)$", f.read(), re.M)
     if not default:
-        yield "tests/kind/run sets no DEFAULT_NODE_IMAGE"
+        yield "tests/e2e/run sets no DEFAULT_NODE_IMAGE"
     elif default.group(1) not in images:
-        yield f"tests/kind/run's DEFAULT_NODE_IMAGE {default.group(1)} is not in the kind matrix"
+        yield f"tests/e2e/run's DEFAULT_NODE_IMAGE {default.group(1)} is not in the kind matrix"
 
 
 def main():

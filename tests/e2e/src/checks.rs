@@ -10,6 +10,7 @@ use zk_ensemble::identity::{self, Myid};
 use zk_ensemble::{MemberState, Role, SidecarStatus};
 use zk_operator::build::labels::RoleLabel;
 use zk_operator::crd::ZookeeperClusterStatus;
+use zk_process::fourlw::{Mode, Srvr};
 
 /// The quorum-backed leader that the status and every sidecar agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +234,58 @@ pub fn parse_ls(output: &str) -> Option<Vec<String>> {
     )
 }
 
+/// What ZooKeeper itself says inside every member pod (`srvr`) agrees with
+/// the leadership the status and the sidecars agree on: the leader's pod
+/// says `Mode: leader` and its zxid is in the peer epoch; every other voter
+/// says `follower`, every observer `observer`.
+pub fn srvr_agrees(
+    leadership: &Leadership,
+    srvrs: &BTreeMap<String, (Role, Srvr)>,
+) -> Result<(), String> {
+    if !srvrs.contains_key(&leadership.pod) {
+        return Err(format!("no srvr answer from the leader {}", leadership.pod));
+    }
+    for (pod, (role, srvr)) in srvrs {
+        let expected = if *pod == leadership.pod {
+            Mode::Leader
+        } else if *role == Role::Observer {
+            Mode::Observer
+        } else {
+            Mode::Follower
+        };
+        if srvr.mode != expected {
+            return Err(format!(
+                "{pod}: srvr says Mode {:?}, expected {expected:?} (leader {})",
+                srvr.mode, leadership.pod
+            ));
+        }
+    }
+    let (_, leader) = &srvrs[&leadership.pod];
+    let epoch = leader.zxid >> 32;
+    if epoch != leadership.peer_epoch {
+        return Err(format!(
+            "{}: srvr's zxid {:#x} is in epoch {epoch}; the status says peer epoch {}",
+            leadership.pod, leader.zxid, leadership.peer_epoch
+        ));
+    }
+    Ok(())
+}
+
+/// The leader a scraped `/metrics` page reports (`zookube_leader_myid N`),
+/// when the HTTP answer was a 200.
+pub fn scraped_leader(page: &str) -> Option<u64> {
+    let status = page.lines().next()?;
+    if !(status.starts_with("HTTP/1.") && status.contains(" 200")) {
+        return None;
+    }
+    page.lines().find_map(|line| {
+        line.strip_prefix("zookube_leader_myid ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,5 +491,58 @@ mod tests {
         assert_eq!(parse_ls(output).unwrap(), ["w1", "w10", "w2"]);
         assert_eq!(parse_ls("[]\n").unwrap(), Vec::<String>::new());
         assert_eq!(parse_ls("Node does not exist: /x\n"), None);
+    }
+
+    #[test]
+    fn srvr_must_show_the_same_leader_in_the_same_epoch() {
+        let srvr = |mode: Mode, epoch: i64| Srvr {
+            version: "3.8.0".into(),
+            mode,
+            zxid: (epoch << 32) | 7,
+            outstanding: 0,
+            connections: 0,
+            node_count: 5,
+        };
+        let leadership = Leadership {
+            myid: 2,
+            pod: "zk-1".into(),
+            peer_epoch: 3,
+        };
+        let answers = |leader_epoch: i64, zk0: Mode| {
+            BTreeMap::from([
+                ("zk-0".to_owned(), (Role::Voter, srvr(zk0, 3))),
+                (
+                    "zk-1".to_owned(),
+                    (Role::Voter, srvr(Mode::Leader, leader_epoch)),
+                ),
+                (
+                    "zk-observer-0".to_owned(),
+                    (Role::Observer, srvr(Mode::Observer, 3)),
+                ),
+            ])
+        };
+        assert_eq!(
+            srvr_agrees(&leadership, &answers(3, Mode::Follower)),
+            Ok(())
+        );
+        let err = srvr_agrees(&leadership, &answers(2, Mode::Follower)).unwrap_err();
+        assert!(err.contains("epoch 2"), "{err}");
+        let err = srvr_agrees(&leadership, &answers(3, Mode::Leader)).unwrap_err();
+        assert!(err.starts_with("zk-0"), "{err}");
+        let mut missing = answers(3, Mode::Follower);
+        missing.remove("zk-1");
+        assert!(srvr_agrees(&leadership, &missing).is_err());
+    }
+
+    #[test]
+    fn a_scrape_gives_the_leader_only_from_a_good_answer() {
+        let page = "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n# TYPE zookube_leader_myid gauge\nzookube_leader_myid 3\n";
+        assert_eq!(scraped_leader(page), Some(3));
+        assert_eq!(
+            scraped_leader("HTTP/1.0 404 Not Found\r\n\r\nzookube_leader_myid 3\n"),
+            None
+        );
+        assert_eq!(scraped_leader("HTTP/1.0 200 OK\r\n\r\n# nothing\n"), None);
+        assert_eq!(scraped_leader(""), None);
     }
 }

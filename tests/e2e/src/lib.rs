@@ -1,16 +1,19 @@
-//! zk-kind: zookube's end-to-end suite on a kind cluster.
+//! zk-e2e: zookube's end-to-end suite on a real Kubernetes.
 //!
-//! `tests/kind/run` creates the cluster, builds the operator and sidecar
-//! images from `docker/Dockerfile`, loads them, installs `charts/zookube`
-//! and then runs `tests/kind.rs`, whose tests are ignored in the normal test
-//! run because they need that cluster. This crate holds what they share:
+//! `tests/e2e/run` starts a cluster (this machine's one-node Kubernetes, or
+//! kind), builds the operator, sidecar and ZooKeeper images, makes them
+//! available to it, installs the CRD and `charts/zookube`, and then runs
+//! `tests/e2e.rs`, whose tests are ignored in the normal test run because
+//! they need that cluster. This crate holds what they share:
 //!
-//! - [`kind`]: the connection, made only from the kubeconfig the script
-//!   wrote and refused for any context that is not a kind cluster's;
+//! - [`cluster`]: the connection, made only from the kubeconfig the script
+//!   names and refused for any context that is not a throwaway cluster's;
 //! - [`examples`]: which `examples/` clusters the suite applies, and the
-//!   few fields it must change for kind;
+//!   few fields it must change for the cluster under test;
 //! - [`checks`]: pure decisions — does the status agree with the sidecars,
 //!   do the role labels match, were acknowledged writes lost;
+//! - [`member`]: what ZooKeeper says inside a member pod (`srvr` through
+//!   `kubectl exec`);
 //! - [`sidecar`]: a member's `/v1/status`, read through the API server's pod
 //!   proxy (the sidecar image is distroless: nothing to exec);
 //! - [`zkcli`]: a real ZooKeeper client in the cluster — `zkCli.sh` of the
@@ -22,8 +25,9 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod checks;
+pub mod cluster;
 pub mod examples;
-pub mod kind;
+pub mod member;
 pub mod poll;
 pub mod scenario;
 pub mod sidecar;
@@ -35,16 +39,17 @@ use std::fmt;
 #[derive(thiserror::Error)]
 pub enum Error {
     #[error(
-        "the kind suite needs {}: run it with tests/kind/run, which creates the cluster and sets it",
-        kind::ENV_KUBECONFIG
+        "the e2e suite needs {}: run it with tests/e2e/run, which starts the cluster and sets it",
+        cluster::ENV_KUBECONFIG
     )]
     NotConfigured,
     #[error("cannot use the kubeconfig {path}: {reason}")]
     Kubeconfig { path: String, reason: String },
     #[error(
-        "refusing to run against the context {context:?}: the suite deletes pods and clusters, so it runs only on a kind cluster (a context named kind-…)"
+        "refusing to run against the context {context:?}: the suite deletes pods and clusters, so it runs only on a kind cluster (a context named kind-…) or this machine's test cluster (context {})",
+        cluster::SHARED_CONTEXT
     )]
-    NotKind { context: String },
+    NotATestCluster { context: String },
     #[error("the Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("timed out after {after:?} waiting for {what}; last seen: {last}")]

@@ -17,7 +17,7 @@ pub const EVERY: Duration = Duration::from_secs(2);
 /// Prints a line of progress, prefixed with the time since the test began.
 pub fn note(started: Instant, message: impl AsRef<str>) {
     eprintln!(
-        "[kind {:>6.1}s] {}",
+        "[e2e {:>6.1}s] {}",
         started.elapsed().as_secs_f64(),
         message.as_ref()
     );
@@ -25,7 +25,7 @@ pub fn note(started: Instant, message: impl AsRef<str>) {
 
 /// Checks `check` every [`EVERY`] until it yields a value; after `timeout`,
 /// fails with `what` and the last reason it gave. An API error counts as a
-/// reason to look again (the API server of a busy kind node can time out).
+/// reason to look again (the API server of a busy node can time out).
 pub async fn until<T, F, Fut>(
     started: Instant,
     what: &str,

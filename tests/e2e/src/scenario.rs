@@ -25,11 +25,11 @@ use zk_operator::crd::{self, ZookeeperCluster};
 use crate::checks::{self, Leadership};
 use crate::poll::{self, note};
 use crate::zkcli::ZkClient;
-use crate::{Error, Result, ensure, sidecar};
+use crate::{Error, Result, ensure, member, sidecar};
 
-/// Set by `tests/kind/run --keep`: leave every namespace as the test left
+/// Set by `tests/e2e/run --keep`: leave every namespace as the test left
 /// it, to look at with kubectl.
-pub const ENV_KEEP: &str = "ZOOKUBE_KIND_KEEP";
+pub const ENV_KEEP: &str = "ZOOKUBE_E2E_KEEP";
 
 /// The label of every namespace the suite creates.
 const NAMESPACE_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "zookube-e2e");
@@ -53,6 +53,8 @@ pub struct Scenario {
     pub clusters: Api<ZookeeperCluster>,
     pub zk: ZkClient,
     pub started: Instant,
+    /// The members' client port (`spec.ports.client`).
+    pub client_port: u16,
 }
 
 /// Creates `namespace` afresh: one an earlier run left behind (with its
@@ -158,7 +160,10 @@ impl Scenario {
             cluster.spec.ports.client
         );
         let zk = ZkClient::new(client.clone(), &namespace, server, image, started);
+        let client_port = u16::try_from(cluster.spec.ports.client)
+            .map_err(|_| Error::Check("spec.ports.client is not a port".to_owned()))?;
         Ok(Scenario {
+            client_port,
             client,
             namespace,
             name,
@@ -336,6 +341,147 @@ impl Scenario {
         self.clusters
             .patch_scale(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
+    }
+
+    /// What `srvr` says inside every member pod agrees with `leadership`
+    /// (awaited: a follower that has just synced may still be catching up).
+    pub async fn wait_srvr_agrees(
+        &self,
+        voters: u32,
+        observers: u32,
+        leadership: &Leadership,
+    ) -> Result<()> {
+        let expected =
+            checks::expected_members(&self.name, voters, observers).map_err(Error::Check)?;
+        let what = format!(
+            "srvr in every member pod to show leader {} in peer epoch {}",
+            leadership.pod, leadership.peer_epoch
+        );
+        let expected = &expected;
+        poll::until(self.started, &what, SETTLE, || async move {
+            let mut answers = BTreeMap::new();
+            for (pod, myid) in expected {
+                let srvr = member::srvr(&self.namespace, pod, self.client_port).await?;
+                answers.insert(pod.clone(), (myid.role(), srvr));
+            }
+            checks::srvr_agrees(leadership, &answers)
+        })
+        .await
+    }
+
+    /// An application's way in: the connect string of the discovery
+    /// ConfigMap (`<name>-client`, key `ZOOKEEPER_CONNECT`) resolves and
+    /// serves `path` with `data`.
+    pub async fn discovery_serves(&self, path: &str, data: &str) -> Result<()> {
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = build::client_name(&self.name);
+        let connect = config_maps
+            .get(&name)
+            .await?
+            .data
+            .and_then(|d| d.get("ZOOKEEPER_CONNECT").cloned())
+            .ok_or_else(|| Error::Check(format!("ConfigMap {name} has no ZOOKEEPER_CONNECT")))?;
+        note(self.started, format!("reading {path} through {connect}"));
+        self.zk.through(connect).expect_data(path, data).await
+    }
+
+    /// Scrapes one member's `/metrics` as a Prometheus in the cluster would
+    /// (an HTTP GET of the pod's IP and the annotated port, from another
+    /// pod) and returns the leader it reports (`zookube_leader_myid`).
+    pub async fn scrape_leader(&self, pod: &str) -> Result<u64> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let found = pods.get(pod).await?;
+        let annotations = found.metadata.annotations.clone().unwrap_or_default();
+        let port = annotations
+            .get("prometheus.io/port")
+            .cloned()
+            .ok_or_else(|| Error::Check(format!("{pod} has no prometheus.io/port")))?;
+        let path = annotations
+            .get("prometheus.io/path")
+            .cloned()
+            .unwrap_or_else(|| "/metrics".to_owned());
+        let ip = found
+            .status
+            .and_then(|s| s.pod_ip)
+            .ok_or_else(|| Error::Check(format!("{pod} has no IP")))?;
+        let script = format!(
+            "exec 3<>/dev/tcp/{ip}/{port} && printf 'GET {path} HTTP/1.0\\r\\nHost: {ip}\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let run = self.zk.script("scrape", &script).await?;
+        let leader = checks::scraped_leader(&run.output).ok_or_else(|| {
+            Error::Check(format!(
+                "GET http://{ip}:{port}{path} gave no zookube_leader_myid:\n{}",
+                run.tail()
+            ))
+        })?;
+        note(
+            self.started,
+            format!("scraped http://{ip}:{port}{path} ({pod}): leader myid {leader}"),
+        );
+        Ok(leader)
+    }
+
+    /// Changes a setting and follows the roll the operator makes of it:
+    /// every member pod is recreated exactly once, never two at a time, and
+    /// the leader's pod last. Returns the order of the restarts.
+    pub async fn roll_setting(
+        &self,
+        voters: u32,
+        patch: serde_json::Value,
+        before: &Leadership,
+    ) -> Result<Vec<String>> {
+        let expected = checks::expected_members(&self.name, voters, 0).map_err(Error::Check)?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut first_uid = BTreeMap::new();
+        for (pod, _) in &expected {
+            first_uid.insert(pod.clone(), pods.get(pod).await?.metadata.uid);
+        }
+        note(self.started, format!("patching the spec: {patch}"));
+        self.clusters
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let deadline = Instant::now() + SCALE;
+        let mut order: Vec<String> = Vec::new();
+        let mut most_down = 0;
+        loop {
+            let now = self.member_pods().await?;
+            let mut down = 0;
+            for (pod, _) in &expected {
+                let current = now.iter().find(|p| p.metadata.name.as_deref() == Some(pod));
+                let replaced = current.is_some_and(|p| p.metadata.uid != first_uid[pod]);
+                if replaced && !order.contains(pod) {
+                    note(self.started, format!("{pod} was restarted"));
+                    order.push(pod.clone());
+                }
+                if !current.is_some_and(|p| is_ready(p) && p.metadata.deletion_timestamp.is_none())
+                {
+                    down += 1;
+                }
+            }
+            most_down = most_down.max(down);
+            ensure(most_down <= 1, || {
+                format!(
+                    "{down} members were down at once during the roll (restarted so far: {order:?})"
+                )
+            })?;
+            if order.len() == expected.len() && down == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Check(format!(
+                    "the roll did not finish in {SCALE:?}: restarted {order:?} of {} members",
+                    expected.len()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ensure(order.last() == Some(&before.pod), || {
+            format!(
+                "the pods restarted in the order {order:?}; the leader {} must go last",
+                before.pod
+            )
+        })?;
+        Ok(order)
     }
 
     /// The PersistentVolumeClaims in the namespace, by name.

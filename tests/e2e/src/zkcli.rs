@@ -65,7 +65,7 @@ impl CliRun {
         self.output.lines().any(|l| l.trim_end() == line)
     }
 
-    fn tail(&self) -> String {
+    pub fn tail(&self) -> String {
         let lines: Vec<&str> = self.output.lines().collect();
         lines[lines.len().saturating_sub(8)..].join("\n")
     }
@@ -141,6 +141,15 @@ impl ZkClient {
         }
     }
 
+    /// The same client, connected through `server` instead (a connect
+    /// string of its own, such as the discovery ConfigMap's).
+    pub fn through(&self, server: String) -> ZkClient {
+        ZkClient {
+            server,
+            ..self.clone()
+        }
+    }
+
     /// Runs `zkCli.sh <args>` against the client Service in a pod of its
     /// own and returns what it printed once it has exited.
     pub async fn run(&self, args: &[&str]) -> Result<CliRun> {
@@ -150,16 +159,28 @@ impl ZkClient {
             .collect();
         command.push(self.server.clone());
         command.extend(args.iter().map(|s| (*s).to_owned()));
+        self.run_pod("zkcli", command, &args.join(" ")).await
+    }
+
+    /// Runs a bash script in a pod of the cluster's ZooKeeper image (bash,
+    /// coreutils and the ZooKeeper client, nothing else) and returns what it
+    /// printed once it has exited. `$SERVER` is this client's server.
+    pub async fn script(&self, prefix: &str, script: &str) -> Result<CliRun> {
+        let command = vec!["bash".to_owned(), "-c".to_owned(), script.to_owned()];
+        self.run_pod(prefix, command, prefix).await
+    }
+
+    async fn run_pod(&self, prefix: &str, command: Vec<String>, what: &str) -> Result<CliRun> {
         let deadline = i64::try_from(COMMAND_DEADLINE.as_secs()).unwrap_or(i64::MAX);
         let pod = self
             .pods
             .create(
                 &PostParams::default(),
-                &self.pod("zkcli", command, &[], deadline),
+                &self.pod(prefix, command, &[], deadline),
             )
             .await?;
         let name = pod.metadata.name.unwrap_or_default();
-        let finished = self.wait_finished(&name, args).await;
+        let finished = self.wait_finished(&name, what).await;
         let output = self.log(&name).await;
         let _ = self.pods.delete(&name, &DeleteParams::default()).await;
         let exit_code = finished?;
@@ -169,8 +190,8 @@ impl ZkClient {
         })
     }
 
-    async fn wait_finished(&self, name: &str, args: &[&str]) -> Result<Option<i32>> {
-        let what = format!("zkCli.sh {} ({name})", args.join(" "));
+    async fn wait_finished(&self, name: &str, what: &str) -> Result<Option<i32>> {
+        let what = format!("{what} ({name})");
         let pods = &self.pods;
         poll::until(self.started, &what, COMMAND_DEADLINE, || async move {
             let pod = pods.get(name).await.map_err(|e| e.to_string())?;
@@ -307,7 +328,7 @@ impl Writer {
 }
 
 /// Milliseconds since the Unix epoch, on the same clock as the writer's
-/// `date +%s%3N` (kind's nodes are containers on this machine).
+/// `date +%s%3N` (the nodes are on this machine).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

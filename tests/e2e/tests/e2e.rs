@@ -1,25 +1,27 @@
-//! zookube end to end, on a kind cluster with the operator installed from
-//! `charts/zookube` and the images built from `docker/Dockerfile`.
+//! zookube end to end, on a real Kubernetes with the operator installed in
+//! the cluster from `charts/zookube` and images built for this run.
 //!
 //! Every test here is ignored in the normal test run: each needs the
-//! cluster that `tests/kind/run` creates (it sets `ZOOKUBE_KIND_KUBECONFIG`
+//! cluster that `tests/e2e/run` starts (it sets `ZOOKUBE_E2E_KUBECONFIG`
 //! and runs them with `--ignored`, one at a time). See the README, "End to
-//! end on kind".
+//! end".
 
 use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use zk_ensemble::messages::REPLICAS_ODD;
-use zk_kind::checks::{longest_gap, lost_writes, parse_write_log};
-use zk_kind::examples::{self, FULL, KindSetting, MINIMAL, fit_for_kind};
-use zk_kind::poll::note;
-use zk_kind::scenario::{
-    FIRST_HEALTHY, SCALE, Scenario, cleanup_namespace, fresh_namespace, refusal,
+use zk_e2e::checks::{longest_gap, lost_writes, parse_write_log};
+use zk_e2e::examples::{self, ClusterSetting, FULL, MINIMAL, fit_for_cluster};
+use zk_e2e::poll::{self, note};
+use zk_e2e::scenario::{
+    FIRST_HEALTHY, SCALE, SETTLE, Scenario, cleanup_namespace, fresh_namespace, refusal,
 };
-use zk_kind::zkcli::now_ms;
-use zk_kind::{Error, Result, ensure, kind};
-use zk_operator::crd::ZookeeperCluster;
+use zk_e2e::zkcli::now_ms;
+use zk_e2e::{Error, Result, cluster, ensure};
+use zk_ensemble::Role;
+use zk_ensemble::identity::{self, Myid};
+use zk_ensemble::messages::REPLICAS_ODD;
+use zk_operator::crd::{RetentionPolicy, ZookeeperCluster};
 
 /// Where the tests keep their znodes.
 const ROOT: &str = "/zookube-e2e";
@@ -37,10 +39,12 @@ const WRITES: &str = "/zookube-e2e/writes";
 /// well over this.
 const MAX_WRITE_GAP_MS: u64 = 20_000;
 
-fn setting(namespace: &str) -> KindSetting {
-    KindSetting {
+fn setting(namespace: &str) -> ClusterSetting {
+    ClusterSetting {
         namespace: namespace.to_owned(),
-        sidecar_image: kind::sidecar_image(),
+        sidecar_image: cluster::sidecar_image(),
+        zookeeper_image: cluster::zookeeper_image(),
+        cpu_request: cluster::cpu_request(),
     }
 }
 
@@ -49,10 +53,10 @@ fn marker_value() -> String {
 }
 
 #[tokio::test]
-#[ignore = "needs the kind cluster of tests/kind/run"]
+#[ignore = "needs the cluster of tests/e2e/run"]
 async fn api_server_accepts_the_examples_and_refuses_even_replicas() -> Result<()> {
     let started = Instant::now();
-    let client = kind::connect().await?;
+    let client = cluster::connect().await?;
     let namespace = "zk-e2e-validation";
     fresh_namespace(&client, namespace, started).await?;
     let clusters: Api<ZookeeperCluster> = Api::namespaced(client.clone(), namespace);
@@ -98,22 +102,39 @@ async fn api_server_accepts_the_examples_and_refuses_even_replicas() -> Result<(
 }
 
 #[tokio::test]
-#[ignore = "needs the kind cluster of tests/kind/run"]
+#[ignore = "needs the cluster of tests/e2e/run"]
 async fn full_example_with_observers_survives_the_loss_of_its_leader() -> Result<()> {
     let started = Instant::now();
-    let client = kind::connect().await?;
-    let cluster = fit_for_kind(FULL.cluster()?, &setting("zk-e2e-full"));
+    let client = cluster::connect().await?;
+    let cluster = fit_for_cluster(FULL.cluster()?, &setting("zk-e2e-full"));
     let (voters, observers) = (5, 2);
     let s = Scenario::apply(client.clone(), cluster, started).await?;
 
     let first = s
         .wait_healthy(voters, observers, FIRST_HEALTHY, |_| Ok(()))
         .await?;
+    // ZooKeeper itself agrees with the status and the sidecars.
+    s.wait_srvr_agrees(voters, observers, &first).await?;
     let marker = marker_value();
     s.zk.create(ROOT, "zookube-e2e").await?;
     s.zk.create(MARKER, &marker).await?;
+    // Applications find the ensemble through the discovery ConfigMap, and
+    // an observer's metrics, scraped by its IP, name the leader.
+    s.discovery_serves(MARKER, &marker).await?;
+    let observer = identity::pod_name(
+        &s.name,
+        Myid::for_ordinal(Role::Observer, 0).map_err(|e| Error::Check(e.to_string()))?,
+    );
+    let scraped = s.scrape_leader(&observer).await?;
+    ensure(scraped == first.myid, || {
+        format!(
+            "{observer}'s /metrics says leader {scraped}, the status {}",
+            first.myid
+        )
+    })?;
 
-    s.delete_leader(voters, observers, &first).await?;
+    let after = s.delete_leader(voters, observers, &first).await?;
+    s.wait_srvr_agrees(voters, observers, &after).await?;
     s.zk.expect_data(MARKER, &marker).await?;
 
     let claims = s.claims().await?;
@@ -129,11 +150,11 @@ async fn full_example_with_observers_survives_the_loss_of_its_leader() -> Result
 }
 
 #[tokio::test]
-#[ignore = "needs the kind cluster of tests/kind/run"]
+#[ignore = "needs the cluster of tests/e2e/run"]
 async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3() -> Result<()> {
     let started = Instant::now();
-    let client = kind::connect().await?;
-    let cluster = fit_for_kind(MINIMAL.cluster()?, &setting("zk-e2e-minimal"));
+    let client = cluster::connect().await?;
+    let cluster = fit_for_cluster(MINIMAL.cluster()?, &setting("zk-e2e-minimal"));
     let s = Scenario::apply(client.clone(), cluster, started).await?;
 
     // Ready, leader and epoch as the sidecars say, the leader labelled.
@@ -218,6 +239,51 @@ async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3() -> R
     ensure(kept == claims, || {
         format!("volumes before deletion {claims:?}, after {kept:?}; whenDeleted is Retain")
     })?;
+
+    cleanup_namespace(&client, &s.namespace, started).await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the cluster of tests/e2e/run"]
+async fn a_settings_change_rolls_one_member_at_a_time_the_leader_last() -> Result<()> {
+    let started = Instant::now();
+    let client = cluster::connect().await?;
+    let mut cluster = fit_for_cluster(MINIMAL.cluster()?, &setting("zk-e2e-roll"));
+    cluster.metadata.name = Some("roll".to_owned());
+    cluster.spec.storage.when_deleted = Some(RetentionPolicy::Delete);
+    let s = Scenario::apply(client.clone(), cluster, started).await?;
+    let first = s.wait_healthy(3, 0, FIRST_HEALTHY, |_| Ok(())).await?;
+    let marker = marker_value();
+    s.zk.create(ROOT, "zookube-e2e").await?;
+    s.zk.create(MARKER, &marker).await?;
+
+    // A new zoo.cfg setting: every member restarts once, one at a time,
+    // the leader last, and the data stays.
+    let patch = serde_json::json!({ "spec": { "config": { "maxClientCnxns": 100 } } });
+    let order = s.roll_setting(3, patch, &first).await?;
+    note(started, format!("restarted in the order {order:?}"));
+    let after = s.wait_healthy(3, 0, SETTLE, |_| Ok(())).await?;
+    s.wait_srvr_agrees(3, 0, &after).await?;
+    s.zk.expect_data(MARKER, &marker).await?;
+
+    // `whenDeleted: Delete`: the volumes go with the cluster.
+    let claims = s.claims().await?;
+    ensure(claims.len() == 3, || {
+        format!("expected 3 volumes, found {claims:?}")
+    })?;
+    s.delete_cluster().await?;
+    let what = "the volumes to go with the cluster (whenDeleted: Delete)";
+    let s = &s;
+    poll::until(started, what, SETTLE, || async move {
+        let left = s.claims().await.map_err(|e| e.to_string())?;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
+    })
+    .await?;
 
     cleanup_namespace(&client, &s.namespace, started).await;
     Ok(())
