@@ -796,3 +796,74 @@ async fn a_settings_change_restarts_followers_one_at_a_time_and_the_leader_last(
     assert!(!fake.log().iter().any(|r| r.method == Method::DELETE));
     assert!(admin.log().is_empty(), "a roll needs no reconfig");
 }
+
+#[tokio::test]
+async fn a_pod_that_has_just_gone_is_not_labelled_and_the_reconcile_completes() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let hash = cluster::validate(&cluster).unwrap().config.hash;
+    for (ordinal, state) in ["FOLLOWING", "LEADING", "FOLLOWING"].iter().enumerate() {
+        let myid = u64::try_from(ordinal).unwrap() + 1;
+        let sidecar = fake_sidecar(sidecar_document(myid, state)).await;
+        fake.insert(
+            &format!("{NS}/pods/zk-{ordinal}"),
+            member_pod(&format!("zk-{ordinal}"), &hash, sidecar),
+        );
+    }
+    // zk-0 is deleted between the list and its label patch.
+    fake.fail(Method::PATCH, &format!("{NS}/pods/zk-0"), 404);
+
+    reconcile(&cluster, &ctx).await.unwrap();
+    let label_patches: Vec<Logged> = fake
+        .log()
+        .into_iter()
+        .filter(|r| r.method == Method::PATCH && r.path.contains("/pods/"))
+        .collect();
+    assert_eq!(label_patches.len(), 3, "{label_patches:?}");
+    // A merge patch of the label alone: it cannot create a pod that is gone.
+    let leader = label_patches
+        .iter()
+        .find(|r| r.path.ends_with("/pods/zk-1"))
+        .unwrap();
+    assert_eq!(
+        leader.body,
+        json!({"metadata": {"labels": {"zookube.io/role": "leader"}}})
+    );
+    assert_eq!(
+        fake.get(&format!("{NS}/pods/zk-1")).unwrap()["metadata"]["labels"]["zookube.io/role"],
+        "leader"
+    );
+    assert!(stored(&fake).status.is_some(), "the status is written");
+}
+
+#[tokio::test]
+async fn a_stale_role_label_is_removed_with_null() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let hash = cluster::validate(&cluster).unwrap().config.hash;
+    // A looking member still labelled leader from before.
+    let sidecar = fake_sidecar(json!({
+        "myid": 1, "role": "voter", "state": "LOOKING", "leader": null, "peerEpoch": 5, "electionEpoch": 2
+    }))
+    .await;
+    let mut pod = member_pod("zk-0", &hash, sidecar);
+    pod["metadata"]["labels"]["zookube.io/role"] = json!("leader");
+    fake.insert(&format!("{NS}/pods/zk-0"), pod);
+
+    reconcile(&cluster, &ctx).await.unwrap();
+    let patch = fake
+        .log()
+        .into_iter()
+        .find(|r| r.method == Method::PATCH && r.path.ends_with("/pods/zk-0"))
+        .expect("the label is removed");
+    assert_eq!(
+        patch.body,
+        json!({"metadata": {"labels": {"zookube.io/role": null}}})
+    );
+    let labels = &fake.get(&format!("{NS}/pods/zk-0")).unwrap()["metadata"]["labels"];
+    assert_eq!(labels["zookube.io/role"], Value::Null);
+    assert_eq!(
+        labels["app.kubernetes.io/instance"], "zk",
+        "other labels stay"
+    );
+}

@@ -78,6 +78,12 @@ pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
+/// The JSON merge patch that sets a pod's [`ROLE`] to `label`, or removes
+/// it (`null`), and touches nothing else of the pod.
+pub fn role_label_patch(label: Option<RoleLabel>) -> serde_json::Value {
+    serde_json::json!({ "metadata": { "labels": { ROLE: label.map(RoleLabel::as_str) } } })
+}
+
 fn labels<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
     pairs
         .into_iter()
@@ -96,6 +102,18 @@ mod tests {
             "app.kubernetes.io/component=voter,app.kubernetes.io/instance=zk,app.kubernetes.io/name=zookeeper"
         );
         assert_eq!(managed_selector(), "app.kubernetes.io/managed-by=zookube");
+    }
+
+    #[test]
+    fn a_role_label_patch_sets_or_removes_that_label_only() {
+        assert_eq!(
+            role_label_patch(Some(RoleLabel::Leader)).to_string(),
+            r#"{"metadata":{"labels":{"zookube.io/role":"leader"}}}"#
+        );
+        assert_eq!(
+            role_label_patch(None).to_string(),
+            r#"{"metadata":{"labels":{"zookube.io/role":null}}}"#
+        );
     }
 
     #[test]

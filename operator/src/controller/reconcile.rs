@@ -420,27 +420,35 @@ async fn read_sidecars(ctx: &Context, pods: &[PodView]) -> BTreeMap<String, Side
     join_all(reads).await.into_iter().collect()
 }
 
-/// Sets or removes `zookube.io/role` where it is wrong. The label is the
-/// only field of a pod zookube applies, so applying without it removes it.
+/// Sets or removes `zookube.io/role` where it is wrong, with a JSON merge
+/// patch of that one label (`null` removes it). Unlike an apply, a patch
+/// never creates the pod, and a pod that has gone since the list (404)
+/// needs no label.
 async fn label_pods(
     ctx: &Context,
     namespace: &str,
     observation: &status::Observation,
 ) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     for (pod, label) in status::role_label_changes(observation) {
-        let mut metadata = json!({ "name": pod });
-        if let Some(label) = label {
-            metadata["labels"] = json!({ labels::ROLE: label.as_str() });
-        }
-        let patch = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata });
+        let patch = labels::role_label_patch(label);
         debug!(%pod, ?label, "labelling");
-        api.patch(&pod, &apply_params(), &Patch::Apply(&patch))
-            .await
-            .map_err(|source| Error::LabelPod {
-                pod: pod.clone(),
-                source,
-            })?;
+        match api.patch(&pod, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                debug!(%pod, "gone before it was labelled");
+            }
+            Err(source) => {
+                return Err(Error::LabelPod {
+                    pod: pod.clone(),
+                    source,
+                });
+            }
+        }
     }
     Ok(())
 }
