@@ -249,7 +249,11 @@ impl SidecarSpec {
 pub struct StorageSpec {
     /// The size of each member's volume. Default `10Gi`. Fixed at creation:
     /// to grow a volume, expand its PersistentVolumeClaim.
+    // Not nullable: kube marks every optional int-or-string property
+    // `nullable`, and a stored `null` here could not be read back; without
+    // it the API server drops a `null` and applies the default.
     #[serde(default = "default_storage_size")]
+    #[schemars(extend("nullable" = false))]
     #[x_kube(validation = Rule::new("self == oldSelf").message(messages::STORAGE_IMMUTABLE))]
     pub size: Quantity,
 
