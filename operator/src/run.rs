@@ -71,7 +71,9 @@ async fn preflight(client: &Client, scope: &Scope) -> Result<(), RunError> {
             format!(" in namespace {ns}"),
         ),
     };
-    match api.list(&ListParams::default().limit(1)).await {
+    // Metadata only: a cluster whose spec cannot be read is the
+    // controller's to report, not a reason to stop here.
+    match api.list_metadata(&ListParams::default().limit(1)).await {
         Err(kube::Error::Api(status)) if status.code == 404 => Err(RunError::CrdMissing),
         Err(kube::Error::Api(status)) if status.code == 403 => Err(RunError::Forbidden(place)),
         Err(e) => {

@@ -867,3 +867,64 @@ async fn a_stale_role_label_is_removed_with_null() {
         "other labels stay"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_that_cannot_be_read_is_reported_and_the_others_are_reconciled() {
+    let (fake, client) = FakeApi::start();
+    let good = Cluster::test().build();
+    fake.insert(CLUSTER, serde_json::to_value(&good).unwrap());
+    // Stored before the CRD refused it: the operator cannot read it.
+    let bad_path = "/apis/zookube.io/v1alpha1/namespaces/default/zookeeperclusters/bad";
+    let mut bad = serde_json::to_value(Cluster::test().name("bad").build()).unwrap();
+    bad["metadata"]["uid"] = json!("uid-bad");
+    bad["spec"]["storage"] = json!({"size": null});
+    fake.insert(bad_path, bad);
+    let ctx = context(client);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(controller::run(ctx, Scope::Cluster, async {
+        let _ = stopped.await;
+    }));
+
+    let event = eventually(
+        "an Event about the bad cluster",
+        Duration::from_secs(10),
+        || {
+            let log = fake.log();
+            async move {
+                log.iter()
+                    .find(|r| r.path == EVENTS && r.body["regarding"]["name"] == "bad")
+                    .map(|r| r.body.clone())
+                    .ok_or_else(|| format!("{} requests", log.len()))
+            }
+        },
+    )
+    .await;
+    eventually("the good cluster's status", Duration::from_secs(10), || {
+        let log = fake.log();
+        async move {
+            log.iter()
+                .any(|r| r.path == format!("{CLUSTER}/status"))
+                .then_some(())
+                .ok_or_else(|| format!("{} requests", log.len()))
+        }
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("graceful shutdown")
+        .unwrap();
+
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidSpec");
+    assert_eq!(event["regarding"]["kind"], "ZookeeperCluster");
+    assert_eq!(event["regarding"]["uid"], "uid-bad");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.starts_with("spec.storage.size: "), "{note}");
+    assert!(
+        !fake
+            .log()
+            .iter()
+            .any(|r| r.path.contains("/bad") && r.is_write())
+    );
+}

@@ -6,6 +6,7 @@
 mod apply;
 mod error;
 mod reconcile;
+mod watched;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,18 +14,21 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use apply::{holds, up_to_date};
 pub use error::Error;
 pub use reconcile::reconcile_cluster;
+pub use watched::Unreadable;
 
 use crate::build::{FIELD_MANAGER, labels};
 use crate::cluster::Defaults;
@@ -103,15 +107,64 @@ pub async fn reconcile(cluster: Arc<ZookeeperCluster>, ctx: Arc<Context>) -> Res
     result
 }
 
+/// Reconciles one watched object: the typed cluster, or — when it cannot
+/// be read — a Warning Event on it saying which field to fix. Only a new
+/// spec can fix it, so nothing is retried until it changes.
+async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match watched::typed(&object) {
+        Ok(cluster) => reconcile(Arc::new(cluster), ctx).await,
+        Err(unreadable) => {
+            error!(cluster = %object.name_any(), namespace = ?object.namespace(), %unreadable, "cannot read the cluster");
+            let reference = object.object_ref(&watched::api_resource());
+            publish_about(
+                &ctx,
+                &reference,
+                EventType::Warning,
+                "InvalidSpec",
+                unreadable.to_string(),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
 /// After a failed reconcile: count it, say so in an Event, and try again
 /// after an exponentially growing delay.
 pub fn error_policy(cluster: Arc<ZookeeperCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    failed(
+        ObjectRef::from(cluster.as_ref()),
+        cluster.object_ref(&()),
+        error,
+        &ctx,
+    )
+}
+
+/// [`error_policy`] for a watched object (only a readable one fails).
+fn error_policy_object(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    let mut key = ObjectRef::new(&object.name_any());
+    if let Some(namespace) = object.namespace() {
+        key = key.within(&namespace);
+    }
+    failed(
+        key,
+        object.object_ref(&watched::api_resource()),
+        error,
+        &ctx,
+    )
+}
+
+fn failed(
+    key: ObjectRef<ZookeeperCluster>,
+    reference: ObjectReference,
+    error: &Error,
+    ctx: &Context,
+) -> Action {
     ctx.metrics.reconcile_failed(error.category());
-    let attempt = ctx.failed(&ObjectRef::from(cluster.as_ref()));
+    let attempt = ctx.failed(&key);
     let delay = backoff(attempt);
-    warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), %error, ?delay, "reconcile failed");
+    warn!(cluster = %key.name, namespace = ?key.namespace, %error, ?delay, "reconcile failed");
     let event = reconcile::failure_event(error);
-    let reference = cluster.object_ref(&());
     let recorder = ctx.recorder.clone();
     tokio::spawn(async move {
         if let Err(e) = recorder.publish(&event, &reference).await {
@@ -149,6 +202,16 @@ pub(crate) async fn publish(
     reason: &str,
     note: String,
 ) {
+    publish_about(ctx, &cluster.object_ref(&()), type_, reason, note).await;
+}
+
+async fn publish_about(
+    ctx: &Context,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
@@ -156,7 +219,7 @@ pub(crate) async fn publish(
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
         warn!(error = %e, reason, "cannot publish an Event");
     }
 }
@@ -202,18 +265,27 @@ pub async fn run(
         labels::APP,
         labels::managed_selector()
     ));
-    Controller::new(
-        api::<ZookeeperCluster>(&client, &scope),
+    // Untyped, so that one cluster the operator cannot read does not fail
+    // the list of all of them (see `watched`).
+    let clusters: Api<DynamicObject> = match &scope {
+        Scope::Cluster => Api::all_with(client.clone(), &watched::api_resource()),
+        Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &watched::api_resource()),
+    };
+    Controller::new_with(
+        clusters,
         watcher::Config::default().any_semantic(),
+        watched::api_resource(),
     )
     .with_config(ControllerConfig::default().debounce(Duration::from_millis(500)))
     .owns(api::<ConfigMap>(&client, &scope), managed.clone())
     .owns(api::<Service>(&client, &scope), managed.clone())
     .owns(api::<StatefulSet>(&client, &scope), managed.clone())
     .owns(api::<PodDisruptionBudget>(&client, &scope), managed)
-    .watches(api::<Pod>(&client, &scope), members, pod_to_cluster)
+    .watches(api::<Pod>(&client, &scope), members, |pod| {
+        pod_to_cluster(pod).map(ObjectRef::erase)
+    })
     .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
+    .run(reconcile_object, error_policy_object, ctx)
     .for_each(|result| async move {
         match result {
             Ok((cluster, action)) => info!(%cluster, ?action, "reconciled"),
