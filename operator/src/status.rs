@@ -256,6 +256,57 @@ pub fn role_label_changes(observation: &Observation) -> Vec<(String, Option<Role
         .collect()
 }
 
+/// A child the API server refused to take as zookube built it (a 4xx on
+/// its apply): retrying unchanged cannot help, so the cluster is reported
+/// `Degraded` until the spec or the API server's rules change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The child's kind, as `StatefulSet`.
+    pub kind: String,
+    pub name: String,
+    /// The API server's message.
+    pub message: String,
+}
+
+/// The `Degraded` reasons of refused children, one per kind zookube applies.
+pub const REFUSED_REASONS: [&str; 5] = [
+    "ConfigMapRefused",
+    "ServiceRefused",
+    "StatefulSetRefused",
+    "PodDisruptionBudgetRefused",
+    "ApplyRefused",
+];
+
+fn refused_reason(kind: &str) -> &'static str {
+    match kind {
+        "ConfigMap" => REFUSED_REASONS[0],
+        "Service" => REFUSED_REASONS[1],
+        "StatefulSet" => REFUSED_REASONS[2],
+        "PodDisruptionBudget" => REFUSED_REASONS[3],
+        _ => REFUSED_REASONS[4],
+    }
+}
+
+/// `Degraded` while children are refused: the reason names the first
+/// one's kind, the message every one and the API server's words. It takes
+/// the place of the `Degraded` [`conditions`] computes from the members.
+pub fn refused(refusals: &[Refusal]) -> Option<ConditionDraft> {
+    let first = refusals.first()?;
+    let each: Vec<String> = refusals
+        .iter()
+        .map(|r| format!("{} {}: {}", r.kind, r.name, r.message))
+        .collect();
+    Some(ConditionDraft::new(
+        DEGRADED,
+        true,
+        refused_reason(&first.kind),
+        format!(
+            "{} (the API server refuses what zookube applies; fix the spec field it names — membership changes wait until the apply succeeds)",
+            each.join("; ")
+        ),
+    ))
+}
+
 /// A condition before it gets its times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionDraft {
@@ -585,6 +636,9 @@ pub enum Notice {
     QuorumLost(String),
     /// The spec became invalid, or invalid in a different way.
     InvalidSpec(String),
+    /// The API server began refusing a child, or refuses it differently:
+    /// the `Degraded` reason and message.
+    Refused(&'static str, String),
 }
 
 /// The Events a status change deserves.
@@ -623,6 +677,15 @@ pub fn notices(
             "{pod} leads{}{was}",
             epoch_words(*epoch)
         )));
+    }
+    if let Some(now) = condition(Some(current), DEGRADED).filter(|c| c.status == "True")
+        && let Some(reason) = REFUSED_REASONS.iter().find(|r| **r == now.reason)
+    {
+        let before = condition(previous, DEGRADED).filter(|c| c.status == "True");
+        if before.map(|c| (c.reason, c.message)) != Some((now.reason.clone(), now.message.clone()))
+        {
+            notices.push(Notice::Refused(reason, now.message));
+        }
     }
     if is_true(previous, AVAILABLE) && !is_true(Some(current), AVAILABLE) {
         let message = condition(Some(current), AVAILABLE)

@@ -928,3 +928,73 @@ async fn a_cluster_that_cannot_be_read_is_reported_and_the_others_are_reconciled
             .any(|r| r.path.contains("/bad") && r.is_write())
     );
 }
+
+fn condition(fake: &FakeApi, type_: &str) -> (String, String, String) {
+    let status = stored(fake).status.unwrap();
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_}: {:?}", status.conditions));
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+#[tokio::test]
+async fn a_refused_statefulset_degrades_the_cluster_instead_of_stalling_it() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    let sts = format!("{APPS}/statefulsets/zk");
+    fake.fail(Method::PATCH, &sts, 422);
+
+    let action = reconcile(&cluster, &ctx)
+        .await
+        .expect("a refusal is no error");
+    assert_ne!(action, Action::await_change());
+    let order = writes(&fake.log());
+    assert!(
+        order.contains(
+            &"PATCH /apis/policy/v1/namespaces/default/poddisruptionbudgets/zk".to_owned()
+        ),
+        "the other children are applied: {order:?}"
+    );
+    let (status, reason, message) = condition(&fake, "Degraded");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "StatefulSetRefused")
+    );
+    assert!(
+        message.starts_with("StatefulSet zk: injected failure"),
+        "{message}"
+    );
+    let refusals = |fake: &FakeApi| {
+        events(fake)
+            .into_iter()
+            .filter(|(reason, _)| reason == "StatefulSetRefused")
+            .collect::<Vec<_>>()
+    };
+    let announced = refusals(&fake);
+    assert_eq!(announced.len(), 1, "{:?}", events(&fake));
+    assert_eq!(announced[0].1, message);
+
+    // While it lasts: no new Event.
+    fake.clear_log();
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    assert_eq!(refusals(&fake), Vec::new());
+
+    // Once the apply goes through, the condition clears.
+    fake.heal();
+    reconcile(&stored(&fake), &ctx).await.unwrap();
+    let (_, reason, _) = condition(&fake, "Degraded");
+    assert_eq!(reason, "NoQuorum", "no member runs yet");
+    assert!(fake.get(&sts).is_some());
+}
+
+#[tokio::test]
+async fn a_transient_apply_failure_is_still_an_error() {
+    let cluster = Cluster::test().build();
+    let (fake, ctx) = start(&cluster);
+    fake.fail(Method::PATCH, &format!("{APPS}/statefulsets/zk"), 503);
+    let err = reconcile(&cluster, &ctx).await.unwrap_err();
+    assert_eq!(err.category(), "apply");
+    assert!(stored(&fake).status.is_none(), "no status written");
+}

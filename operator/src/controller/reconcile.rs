@@ -84,34 +84,53 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
     let validated = validated.with_members(members);
 
     // Build and apply: configuration first, so a new pod starts from it.
+    // A child the API server refuses is recorded and the others go on; no
+    // StatefulSet is applied over a refused configuration (its new pods
+    // would start from one that does not list them).
     let children = build::children(&validated);
-    ensure::<ConfigMap>(&Api::namespaced(client.clone(), &ns), &children.config).await?;
-    ensure::<ConfigMap>(
-        &Api::namespaced(client.clone(), &ns),
-        &children.client_config,
-    )
-    .await?;
+    let mut refusals = Vec::new();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config = applied(ensure(&config_maps, &children.config).await, &mut refusals)?;
+    applied(
+        ensure(&config_maps, &children.client_config).await,
+        &mut refusals,
+    )?;
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    ensure(&services, &children.headless_service).await?;
-    ensure(&services, &children.client_service).await?;
-    let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    ensure(&stateful_sets, &children.voters).await?;
-    match &children.observers {
-        Some(observers) => {
-            ensure(&stateful_sets, observers).await?;
+    applied(
+        ensure(&services, &children.headless_service).await,
+        &mut refusals,
+    )?;
+    applied(
+        ensure(&services, &children.client_service).await,
+        &mut refusals,
+    )?;
+    if config {
+        let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        applied(
+            ensure(&stateful_sets, &children.voters).await,
+            &mut refusals,
+        )?;
+        match &children.observers {
+            Some(observers) => {
+                applied(ensure(&stateful_sets, observers).await, &mut refusals)?;
+            }
+            None => remove_observers(&stateful_sets, &validated).await?,
         }
-        None => remove_observers(&stateful_sets, &validated).await?,
     }
-    ensure::<PodDisruptionBudget>(
-        &Api::namespaced(client.clone(), &ns),
-        &children.pod_disruption_budget,
-    )
-    .await?;
+    applied(
+        ensure::<PodDisruptionBudget>(
+            &Api::namespaced(client.clone(), &ns),
+            &children.pod_disruption_budget,
+        )
+        .await,
+        &mut refusals,
+    )?;
 
-    // Act: the step's own change, after the objects it relies on.
+    // Act: the step's own change, after the objects it relies on — so not
+    // while any of them is refused.
     let desired = Desired::of(&validated.ensemble);
     let mut trouble = read_error;
-    if let Some(step) = &step {
+    if let Some(step) = step.as_ref().filter(|_| refusals.is_empty()) {
         match carry_out(ctx, &validated, &target, step, &pods).await {
             Ok(()) => {}
             Err(Error::Reconfig { source, .. }) if source.is_transient() => {
@@ -144,6 +163,10 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
             validated.generation,
             now,
         );
+    }
+    if let Some(degraded) = status::refused(&refusals) {
+        warn!(cluster = %validated.name, message = %degraded.message, "the API server refuses a child");
+        status::set_condition(&mut status, previous, degraded, validated.generation, now);
     }
     write_status(cluster, ctx, previous, &status).await?;
     let requeue = match &step {
@@ -349,6 +372,21 @@ where
         .map_err(|source| Error::Apply { kind, name, source })
 }
 
+/// Whether a child was applied; a refusal is recorded in `refusals`, any
+/// other error returned.
+fn applied<K>(
+    result: Result<K, Error>,
+    refusals: &mut Vec<status::Refusal>,
+) -> Result<bool, Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) => {
+            refusals.push(error.into_refusal()?);
+            Ok(false)
+        }
+    }
+}
+
 fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
@@ -483,6 +521,7 @@ async fn write_status(
             Notice::LeaderElected(note) => (EventType::Normal, "LeaderElected", note),
             Notice::QuorumLost(note) => (EventType::Warning, "QuorumLost", note),
             Notice::InvalidSpec(note) => (EventType::Warning, "InvalidSpec", note),
+            Notice::Refused(reason, note) => (EventType::Warning, reason, note),
         };
         super::publish(ctx, cluster, type_, reason, note).await;
     }

@@ -430,3 +430,79 @@ fn a_pod_view_reads_readiness_ip_port_and_labels() {
     .unwrap();
     assert_eq!(PodView::of(&pending).sidecar, None, "nothing listens yet");
 }
+
+fn refusal(kind: &str, name: &str, message: &str) -> Refusal {
+    Refusal {
+        kind: kind.into(),
+        name: name.into(),
+        message: message.into(),
+    }
+}
+
+#[test]
+fn a_refused_child_degrades_the_cluster_named_by_its_kind() {
+    let cases = [
+        (vec![], None),
+        (
+            vec![refusal("StatefulSet", "zk", "spec: Forbidden")],
+            Some("StatefulSetRefused"),
+        ),
+        (
+            vec![
+                refusal("ConfigMap", "zk-config", "too big"),
+                refusal("PodDisruptionBudget", "zk", "denied"),
+            ],
+            Some("ConfigMapRefused"),
+        ),
+        (
+            vec![refusal("Service", "zk-client", "x")],
+            Some("ServiceRefused"),
+        ),
+        (
+            vec![refusal("PodDisruptionBudget", "zk", "x")],
+            Some("PodDisruptionBudgetRefused"),
+        ),
+    ];
+    for (refusals, reason) in cases {
+        let draft = refused(&refusals);
+        assert_eq!(draft.as_ref().map(|d| d.reason), reason, "{refusals:?}");
+        if let Some(draft) = draft {
+            assert_eq!(draft.type_, DEGRADED);
+            assert!(draft.status);
+            for r in &refusals {
+                let named = format!("{} {}: {}", r.kind, r.name, r.message);
+                assert!(draft.message.contains(&named), "{}", draft.message);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_refusal_is_announced_once_while_it_lasts() {
+    let c = cluster(3, 0);
+    let healthy_status = compute(&c, &observe(&c, &pods(&c), &healthy(&c)), None, ts(0));
+    let refuse = |previous: &ZookeeperClusterStatus, message: &str, at: i64| {
+        let mut status = previous.clone();
+        let draft = refused(&[refusal("StatefulSet", "zk", message)]).unwrap();
+        set_condition(&mut status, Some(previous), draft, Some(1), ts(at));
+        status
+    };
+    let first = refuse(&healthy_status, "spec: Forbidden", 10);
+    assert!(matches!(
+        notices(Some(&healthy_status), &first).as_slice(),
+        [Notice::Refused("StatefulSetRefused", m)] if m.starts_with("StatefulSet zk: spec: Forbidden")
+    ));
+    let same = refuse(&first, "spec: Forbidden", 20);
+    assert!(notices(Some(&first), &same).is_empty());
+    let other = refuse(&same, "quota exceeded", 30);
+    assert_eq!(notices(Some(&same), &other).len(), 1);
+    // Cleared by an ordinary status once the apply succeeds.
+    let cleared = compute(
+        &c,
+        &observe(&c, &pods(&c), &healthy(&c)),
+        Some(&other),
+        ts(40),
+    );
+    assert_eq!(condition(&cleared, DEGRADED).status, "False");
+    assert!(notices(Some(&other), &cleared).is_empty());
+}

@@ -195,6 +195,11 @@ impl FakeApi {
             .push((method, path.to_owned(), code));
     }
 
+    /// Ends every failure [`FakeApi::fail`] asked for.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().failures.clear();
+    }
+
     /// After the next GET of `path`, another writer changes the object
     /// (its `resourceVersion` moves on), as in a race between two clients.
     pub fn bump_after_next_get(&self, path: &str) {
