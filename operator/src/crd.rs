@@ -48,8 +48,10 @@ pub mod messages {
     pub const NAME_LENGTH: &str = "metadata.name must be at most 40 characters: pods are named <name>-observer-<n>, and every name must fit a 63-character DNS label";
     /// Why the four ports must differ.
     pub const PORTS_DISTINCT: &str = "ports.client, ports.quorum, ports.election and ports.admin must all differ, and none may be 8081, the sidecar's port";
-    /// Why a data volume cannot be resized or moved through the cluster.
-    pub const STORAGE_IMMUTABLE: &str = "storage.size and storage.storageClassName cannot change after creation: a StatefulSet's volume claim templates are immutable; expand each PersistentVolumeClaim instead";
+    /// Why a data volume cannot be resized through the cluster.
+    pub const STORAGE_SIZE_IMMUTABLE: &str = "storage.size cannot change after creation: a StatefulSet's volume claim templates are immutable; keep storage.size as it was and expand each PersistentVolumeClaim instead";
+    /// Why a data volume cannot be moved to another class through the cluster.
+    pub const STORAGE_CLASS_IMMUTABLE: &str = "storage.storageClassName cannot be set, changed or removed after creation: a StatefulSet's volume claim templates are immutable; keep it as it was (absent if it was), or move the data to a new cluster";
     /// Why some pod labels are refused.
     pub const POD_LABELS_OWNED: &str = "pod.labels must not set app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by, app.kubernetes.io/component or zookube.io/role: zookube sets them to find its members";
     /// Why a quantity is refused.
@@ -244,8 +246,13 @@ impl SidecarSpec {
 
 /// Each member's data volume (a PersistentVolumeClaim per pod, mounted at
 /// `/data`, holding `myid`, the snapshots and the transaction log).
+// The rules sit on this always-present object, not on its fields: a
+// transition rule on an optional field is skipped when the field appears or
+// disappears, and the StatefulSet update would then be refused forever.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(fixed_at_creation("size")).message(messages::STORAGE_SIZE_IMMUTABLE))]
+#[x_kube(validation = Rule::new(fixed_at_creation("storageClassName")).message(messages::STORAGE_CLASS_IMMUTABLE))]
 pub struct StorageSpec {
     /// The size of each member's volume. Default `10Gi`. Fixed at creation:
     /// to grow a volume, expand its PersistentVolumeClaim.
@@ -254,13 +261,11 @@ pub struct StorageSpec {
     // it the API server drops a `null` and applies the default.
     #[serde(default = "default_storage_size")]
     #[schemars(extend("nullable" = false))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message(messages::STORAGE_IMMUTABLE))]
     pub size: Quantity,
 
     /// The StorageClass of the volumes. Default: the cluster's default
     /// class. Fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message(messages::STORAGE_IMMUTABLE))]
     pub storage_class_name: Option<String>,
 
     /// What happens to the volumes when the cluster is deleted: `Retain`
@@ -273,6 +278,14 @@ pub struct StorageSpec {
     /// its myid) or `Delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when_scaled: Option<RetentionPolicy>,
+}
+
+/// The CEL transition rule "the optional field `field` of this object is
+/// as it was: present or absent as before, and the same value".
+fn fixed_at_creation(field: &str) -> String {
+    format!(
+        "has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})"
+    )
 }
 
 fn default_storage_size() -> Quantity {

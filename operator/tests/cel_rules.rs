@@ -170,30 +170,61 @@ fn names_longer_than_40_characters_are_refused() {
     admitted(Cluster::test().name(&"z".repeat(40)));
 }
 
-/// Transition rules (with `oldSelf`) run only on updates.
-#[test]
-fn storage_size_and_class_are_fixed_at_creation() {
-    let old = Cluster::test().build();
-    let resized = Cluster::test()
-        .with(|s| s.storage.size.0 = "20Gi".into())
-        .build();
-    let errors = cel::validate_cel_update(&resized, &old).unwrap_err();
-    let found: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-    assert_eq!(found, vec![messages::STORAGE_IMMUTABLE]);
+/// The messages of the transition rules (with `oldSelf`) that updating
+/// `old` to `new` breaks; they run only on updates.
+fn update_messages(new: Cluster, old: Cluster) -> Vec<String> {
+    match cel::validate_cel_update(&new.build(), &old.build()) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
 
-    let scaled = Cluster::test().replicas(5).build();
-    assert!(
-        cel::validate_cel_update(&scaled, &old).is_ok(),
+fn class(name: Option<&str>) -> Cluster {
+    Cluster::test().with(|s| s.storage.storage_class_name = name.map(str::to_owned))
+}
+
+fn size(size: &str) -> Cluster {
+    Cluster::test().with(|s| s.storage.size.0 = size.to_owned())
+}
+
+#[test]
+fn storage_size_is_fixed_at_creation() {
+    assert_eq!(
+        update_messages(size("20Gi"), size("10Gi")),
+        vec![messages::STORAGE_SIZE_IMMUTABLE]
+    );
+    assert_eq!(
+        update_messages(size("10Gi"), size("10Gi")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        update_messages(Cluster::test().replicas(5), Cluster::test()),
+        Vec::<String>::new(),
         "scaling is an update too"
     );
+}
 
-    let old = Cluster::test()
-        .with(|s| s.storage.storage_class_name = Some("fast".into()))
-        .build();
-    let moved = Cluster::test()
-        .with(|s| s.storage.storage_class_name = Some("slow".into()))
-        .build();
-    assert!(cel::validate_cel_update(&moved, &old).is_err());
+/// The StatefulSet's volume claim template takes the class as it is at
+/// creation; the API server refuses every later change to it, including
+/// setting one that was not set and removing one that was (which a rule on
+/// the optional field itself would not see).
+#[test]
+fn storage_class_is_fixed_at_creation_whether_set_or_not() {
+    let cases = [
+        ("added", None, Some("fast"), true),
+        ("removed", Some("fast"), None, true),
+        ("changed", Some("fast"), Some("slow"), true),
+        ("kept", Some("fast"), Some("fast"), false),
+        ("never set", None, None, false),
+    ];
+    for (case, old, new, refused) in cases {
+        let want = if refused {
+            vec![messages::STORAGE_CLASS_IMMUTABLE.to_owned()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(update_messages(class(new), class(old)), want, "{case}");
+    }
 }
 
 /// Every rule in the CRD, with the schema node it is attached to.
@@ -238,8 +269,8 @@ fn every_rule_has_a_message_and_fits_the_cost_budget() {
             ".spec.ports",
             ".spec.replicas",
             ".spec.replicas",
-            ".spec.storage.size",
-            ".spec.storage.storageClassName",
+            ".spec.storage",
+            ".spec.storage",
         ]
     );
     for (path, rule, node) in &found {
