@@ -7,6 +7,7 @@
 //! through [`validate`], so an even `replicas` reads the same everywhere.
 
 mod parse;
+mod pod_template;
 mod quantity;
 
 use std::collections::BTreeMap;
@@ -197,6 +198,7 @@ pub fn validate_with(
     let ensemble = ensemble_spec(&name, &namespace, spec);
     problems.extend(ensemble.problems().iter().filter_map(ensemble_problem));
     problems.extend(pod_problems(spec));
+    problems.extend(pod_template::problems(spec));
     if !problems.is_empty() {
         return Err(InvalidSpec { problems });
     }
@@ -341,7 +343,7 @@ fn admission_problems(name: &str, spec: &ZookeeperClusterSpec) -> Vec<FieldProbl
         .filter(|k| labels::OWNED.contains(&k.as_str()))
     {
         problems.push(FieldProblem::new(
-            format!("spec.pod.labels.{key}"),
+            pod_template::entry("spec.pod.labels", key),
             None,
             messages::POD_LABELS_OWNED,
         ));

@@ -207,7 +207,7 @@ fn owned_pod_labels_are_refused() {
     assert_eq!(
         fields(&problems),
         vec![(
-            "spec.pod.labels.zookube.io/role",
+            r#"spec.pod.labels["zookube.io/role"]"#,
             messages::POD_LABELS_OWNED
         )]
     );
@@ -304,4 +304,53 @@ fn the_config_hash_follows_the_rendered_settings_only() {
 #[test]
 fn config_hash_separates_names_from_contents() {
     assert_ne!(config_hash(&[("a", "bc")]), config_hash(&[("ab", "c")]));
+}
+
+#[test]
+fn what_the_statefulset_api_would_refuse_is_named_with_its_field() {
+    use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+    let quantities = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+                .collect(),
+        )
+    };
+    let found = problems(Cluster::test().with(|s| {
+        s.pod.labels.insert("team".into(), "data science".into());
+        s.pod.labels.insert("-team".into(), "data".into());
+        s.pod
+            .annotations
+            .insert("example.com/a/b".into(), "x".into());
+        s.resources = Some(ResourceRequirements {
+            requests: quantities(&[("memory", "4Gi"), ("cpu", "1")]),
+            limits: quantities(&[("memory", "2Gi"), ("cpu", "2")]),
+            ..Default::default()
+        });
+        s.sidecar.resources = Some(ResourceRequirements {
+            requests: quantities(&[("cpu", "500m")]),
+            limits: quantities(&[("cpu", "0.1")]),
+            ..Default::default()
+        });
+        s.pod.tolerations = vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            value: Some("zk".into()),
+            ..Default::default()
+        }];
+    }));
+    let fields: Vec<&str> = found.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            r#"spec.pod.labels["-team"]"#,
+            r#"spec.pod.labels["team"]"#,
+            r#"spec.pod.annotations["example.com/a/b"]"#,
+            r#"spec.resources.requests["memory"]"#,
+            r#"spec.sidecar.resources.requests["cpu"]"#,
+            "spec.pod.tolerations[0].value",
+        ],
+        "{found:#?}"
+    );
 }
