@@ -254,7 +254,7 @@ fn address_clashes(cfg: &ZooCfg) -> Vec<Problem> {
         let key = (host.to_ascii_lowercase(), port);
         match owners.get(&key) {
             Some(first) if *first != owner => problems.push(Problem::SameAddress {
-                endpoint: format!("{host}:{port}"),
+                endpoint: crate::zoocfg::host_port(host, port),
                 first: *first,
                 second: owner,
             }),

@@ -42,7 +42,7 @@ struct RunArgs {
     #[arg(long, env = "ZOOKUBE_WATCH_NAMESPACE")]
     namespace: Option<String>,
     /// Where to serve /metrics and /healthz.
-    #[arg(long, env = "ZOOKUBE_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "ZOOKUBE_METRICS_LISTEN", default_value = "[::]:8080")]
     metrics_listen: SocketAddr,
     /// The sidecar image for clusters that name none.
     #[arg(long, env = "ZOOKUBE_SIDECAR_IMAGE", default_value = crd::DEFAULT_SIDECAR_IMAGE)]

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use zk_ensemble::plan::{Desired, MemberObservation, Membership, Observation, Step, Wait};
+use zk_ensemble::zoocfg::host_port;
 use zk_ensemble::{Myid, Role, ZooCfg};
 
 use crate::cluster::{Members, ValidatedCluster};
@@ -242,10 +243,7 @@ pub fn target(pods: &[PodView], client_port: u16, password: &str) -> Target {
         .iter()
         .filter(|p| !p.terminating)
         .filter_map(|p| p.sidecar.as_ref().map(|(ip, _)| ip))
-        .map(|ip| match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{client_port}"),
-            _ => format!("{ip}:{client_port}"),
-        })
+        .map(|ip| host_port(ip, client_port))
         .collect::<Vec<_>>()
         .join(",");
     Target {

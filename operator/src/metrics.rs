@@ -142,9 +142,10 @@ pub async fn serve(
         .await
 }
 
-/// Binds the metrics address, naming it in the error.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+/// Binds the metrics address (`[::]` takes IPv4 and IPv6), naming it in
+/// the error.
+pub fn bind(addr: SocketAddr) -> std::io::Result<zk_process::Listening> {
+    zk_process::listen(addr).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot listen on {addr} for /metrics: {e}"),
@@ -192,7 +193,7 @@ mod tests {
         drop(metrics.reconcile_started());
         metrics.reconcile_failed("apply");
         metrics.leader.set(1);
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap().listener;
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, Arc::new(registry), async {

@@ -115,11 +115,16 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         }
     };
 
-    let listener = metrics::bind(options.metrics_addr)
-        .await
-        .map_err(RunError::Listen)?;
-    info!(addr = %options.metrics_addr, "serving /metrics and /healthz");
-    let server = tokio::spawn(metrics::serve(listener, Arc::new(registry), stopped()));
+    let listening = metrics::bind(options.metrics_addr).map_err(RunError::Listen)?;
+    if let Some(why) = &listening.fallback {
+        warn!(addr = %listening.addr, error = %why, "no IPv6 here: serving /metrics on IPv4 only");
+    }
+    info!(addr = %listening.addr, "serving /metrics and /healthz");
+    let server = tokio::spawn(metrics::serve(
+        listening.listener,
+        Arc::new(registry),
+        stopped(),
+    ));
 
     let identity = leader::identity();
     let ctx = Arc::new(Context::new(

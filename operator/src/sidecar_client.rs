@@ -72,14 +72,7 @@ impl SidecarClient {
     }
 
     async fn fetch(&self, ip: &str, port: u16) -> Result<SidecarStatus, ProbeError> {
-        let host = match ip.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
-            Ok(v4) => v4.to_string(),
-            Err(_) => return Err(ProbeError::Address(ip.to_owned())),
-        };
-        let uri: http::Uri = format!("http://{host}:{port}{STATUS_PATH}")
-            .parse()
-            .map_err(|_| ProbeError::Address(ip.to_owned()))?;
+        let uri = status_uri(ip, port)?;
         let response = self
             .client
             .get(uri)
@@ -95,6 +88,16 @@ impl SidecarClient {
             .to_bytes();
         serde_json::from_slice(&body).map_err(|e| ProbeError::Json(e.to_string()))
     }
+}
+
+/// The status URI of the sidecar at a pod IP (an IPv6 one in brackets).
+fn status_uri(ip: &str, port: u16) -> Result<http::Uri, ProbeError> {
+    let bad = || ProbeError::Address(ip.to_owned());
+    let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+    let address = zk_ensemble::zoocfg::host_port(&ip.to_string(), port);
+    format!("http://{address}{STATUS_PATH}")
+        .parse()
+        .map_err(|_| bad())
 }
 
 /// An error and its causes on one line ("client error (Connect): tcp
@@ -128,6 +131,22 @@ mod tests {
     }
 
     const DOC: &str = r#"{"myid": 2, "role": "voter", "state": "LEADING", "leader": 2, "peerEpoch": 7, "electionEpoch": 3}"#;
+
+    #[test]
+    fn an_ipv6_pod_ip_goes_in_brackets() {
+        let cases = [
+            ("10.1.2.3", "http://10.1.2.3:8081/v1/status"),
+            ("fd00::1:2", "http://[fd00::1:2]:8081/v1/status"),
+            ("FD00:0::3", "http://[fd00::3]:8081/v1/status"),
+        ];
+        for (ip, uri) in cases {
+            assert_eq!(status_uri(ip, 8081).unwrap().to_string(), uri, "{ip}");
+        }
+        assert!(matches!(
+            status_uri("zk-0.zk-headless", 8081),
+            Err(ProbeError::Address(_))
+        ));
+    }
 
     #[tokio::test]
     async fn reads_a_status_document() {

@@ -305,8 +305,8 @@ async fn prometheus_scrapes_the_leader_and_epoch_that_local_status_reports() {
     operator_metrics.leader.set(1);
     drop(operator_metrics.reconcile_started());
     let listener = metrics::bind(SocketAddr::new(address(local.base, 252).into(), 0))
-        .await
-        .expect("a port for the operator's metrics");
+        .expect("a port for the operator's metrics")
+        .listener;
     let operator = listener.local_addr().expect("its address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator_server = tokio::spawn(metrics::serve(listener, Arc::new(registry), async {

@@ -3,17 +3,20 @@
 //! [`install`] finds ZooKeeper and Java and builds the command that runs a
 //! server; [`fourlw`] asks a server `ruok`, `srvr`, `mntr` and `conf`. Used by
 //! `zk-operator local`, by the sidecar's probe of its own server, by the
-//! benchmarks and by every test that runs a real server.
+//! benchmarks and by every test that runs a real server. [`listen`] binds
+//! the sidecar's and the operator's HTTP listeners on IPv4 and IPv6 alike.
 
 #![warn(clippy::unwrap_used)]
 
 pub mod fourlw;
 pub mod install;
+pub mod listen;
 
 use std::net::SocketAddr;
 
 pub use fourlw::{FourLetterError, Mode, Srvr};
 pub use install::{DiscoverError, Installation};
+pub use listen::{Listening, listen};
 pub use nix::sys::signal::Signal;
 pub use nix::unistd::Pid;
 

@@ -35,8 +35,9 @@ pub(crate) struct VoteArgs {
     /// The myid file of the member this peer votes as.
     #[arg(long, value_name = "FILE")]
     myid_file: PathBuf,
-    /// Where to serve /livez, /readyz, /v1/status and /metrics.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    /// Where to serve /livez, /readyz, /v1/status and /metrics. `[::]`
+    /// takes IPv4 and IPv6 (IPv4 alone where the host has no IPv6).
+    #[arg(long, value_name = "ADDR", default_value = "[::]:8081")]
     listen: SocketAddr,
     /// The zxid of this peer's vote (it keeps no log). Never -1: 3.6+
     /// members ignore such votes.
@@ -141,12 +142,14 @@ fn prepare(args: &VoteArgs) -> Result<Plan, VoteError> {
 
 async fn serve(args: &VoteArgs) -> Result<(), VoteError> {
     let plan = prepare(args)?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| VoteError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+    let listening = zk_process::listen(args.listen).map_err(|source| VoteError::Listen {
+        addr: args.listen,
+        source,
+    })?;
+    if let Some(why) = &listening.fallback {
+        tracing::warn!(listen = %listening.addr, error = %why, "no IPv6 here: listening on IPv4 only");
+    }
+    let listener = listening.listener;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(VoteHealth {
         view: Mutex::new(View::new(&plan)),

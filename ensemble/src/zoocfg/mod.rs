@@ -11,7 +11,7 @@ pub mod server;
 
 use std::collections::BTreeMap;
 
-pub use server::{ClientAddress, QuorumAddress, ServerEntry, ServerLineError};
+pub use server::{ClientAddress, QuorumAddress, ServerEntry, ServerLineError, host_port};
 
 use crate::identity::Role;
 

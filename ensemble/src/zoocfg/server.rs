@@ -58,7 +58,7 @@ impl ServerEntry {
         let mut value = format!("{}:{}", addresses.join("|"), self.role.learner_type());
         if let Some(client) = &self.client {
             match &client.host {
-                Some(host) => value.push_str(&format!(";{}:{}", bracket(host), client.port)),
+                Some(host) => value.push_str(&format!(";{}", host_port(host, client.port))),
                 None => value.push_str(&format!(";{}", client.port)),
             }
         }
@@ -138,6 +138,12 @@ impl fmt::Display for ServerEntry {
     }
 }
 
+/// `host:port`, with an IPv6 literal in brackets (`[fd00::5]:2181`), as
+/// ZooKeeper, URIs and socket-address parsers all read it.
+pub fn host_port(host: &str, port: u16) -> String {
+    format!("{}:{port}", bracket(host))
+}
+
 fn bracket(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
@@ -195,6 +201,21 @@ mod tests {
 
     fn parse(value: &str) -> ServerEntry {
         ServerEntry::parse(1, value, 1).unwrap()
+    }
+
+    #[test]
+    fn host_and_port_join_with_brackets_around_ipv6() {
+        let cases = [
+            ("zk-0.zk-headless", 2181, "zk-0.zk-headless:2181"),
+            ("10.0.0.7", 8081, "10.0.0.7:8081"),
+            ("fd00::7", 8081, "[fd00::7]:8081"),
+            ("::1", 2181, "[::1]:2181"),
+        ];
+        for (host, port, joined) in cases {
+            assert_eq!(host_port(host, port), joined);
+        }
+        let parsed: std::net::SocketAddr = host_port("fd00::7", 8081).parse().unwrap();
+        assert_eq!(parsed.port(), 8081);
     }
 
     #[test]

@@ -303,7 +303,8 @@ fn sidecar_container(cluster: &ValidatedCluster) -> Container {
             "--myid-file",
             &format!("{DATA_DIR}/myid"),
             "--listen",
-            &format!("0.0.0.0:{SIDECAR_PORT}"),
+            // Both families: the pod IP may be IPv6 (or dual-stack).
+            &format!("[::]:{SIDECAR_PORT}"),
         ])),
         // The watcher advertises the pod's address in its election preamble.
         env: Some(vec![EnvVar {

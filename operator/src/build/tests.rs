@@ -137,7 +137,7 @@ fn containers_run_the_agreed_commands() {
     let sidecar = container(spec, SIDECAR_CONTAINER);
     assert_eq!(
         sidecar.command.as_ref().unwrap().join(" "),
-        "zk-sidecar run --config /conf/zoo.cfg --myid-file /data/myid --listen 0.0.0.0:8081"
+        "zk-sidecar run --config /conf/zoo.cfg --myid-file /data/myid --listen [::]:8081"
     );
     // `--advertise` defaults to $POD_IP.
     let pod_ip = &sidecar.env.as_ref().unwrap()[0];

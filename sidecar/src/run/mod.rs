@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use zk_election::config::QuorumConfig;
 use zk_election::watcher::{PollSlot, Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
+use zk_ensemble::zoocfg::host_port;
 use zk_ensemble::{Myid, Role, ZooCfg};
 
 use crate::config::{self, LoadError};
@@ -37,8 +38,9 @@ pub(crate) struct RunArgs {
     /// The member's myid file.
     #[arg(long, value_name = "FILE")]
     myid_file: PathBuf,
-    /// Where to serve /livez, /readyz, /v1/status and /metrics.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    /// Where to serve /livez, /readyz, /v1/status and /metrics. `[::]`
+    /// takes IPv4 and IPv6 (IPv4 alone where the host has no IPv6).
+    #[arg(long, value_name = "ADDR", default_value = "[::]:8081")]
     listen: SocketAddr,
     /// The IP address the watcher advertises in its preamble (the pod's IP;
     /// never dialled). Default: the local member's election host when it is
@@ -186,9 +188,9 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
     })?;
     let local_client = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| RunError::ClientAddress(format!("{host}:{port}"), e.to_string()))?
+        .map_err(|e| RunError::ClientAddress(host_port(&host, port), e.to_string()))?
         .next()
-        .ok_or_else(|| RunError::ClientAddress(format!("{host}:{port}"), "no address".into()))?;
+        .ok_or_else(|| RunError::ClientAddress(host_port(&host, port), "no address".into()))?;
     Ok(Plan {
         myid,
         role,
@@ -220,12 +222,14 @@ pub(crate) fn run(args: &RunArgs) -> ExitCode {
 async fn serve(args: &RunArgs) -> Result<(), RunError> {
     let started = Instant::now();
     let plan = prepare(args, started).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+    let listening = zk_process::listen(args.listen).map_err(|source| RunError::Listen {
+        addr: args.listen,
+        source,
+    })?;
+    if let Some(why) = &listening.fallback {
+        tracing::warn!(listen = %listening.addr, error = %why, "no IPv6 here: listening on IPv4 only");
+    }
+    let listener = listening.listener;
     let watcher_config = plan.watcher.config().clone();
     tracing::info!(
         myid = plan.myid.get(),
@@ -234,7 +238,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         preamble = ?watcher_config.preamble,
         poll_interval_ms = watcher_config.poll_interval.as_millis() as u64,
         local_client = %plan.local_client,
-        listen = %args.listen,
+        listen = %listening.addr,
         "zk-sidecar run started"
     );
     let shared = Arc::new(Mutex::new(Shared::new(
@@ -300,6 +304,17 @@ mod tests {
         assert_eq!(local_client(&c, id(9)), None);
         let bound = cfg("clientPort=2181\nclientPortAddress=10.9.9.9");
         assert_eq!(local_client(&bound, id(3)), Some(("10.9.9.9".into(), 2181)));
+        let v6 = ZooCfg::parse(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\nserver.1=[fd00::1]:2888:3888:participant;[fd00::1]:2181\nserver.2=[fd00::2]:2888:3888:participant;[::]:2181\n",
+        )
+        .unwrap();
+        assert_eq!(local_client(&v6, id(1)), Some(("fd00::1".into(), 2181)));
+        assert_eq!(
+            local_client(&v6, id(2)),
+            Some(("127.0.0.1".into(), 2181)),
+            "every address: loopback"
+        );
+        assert_eq!(host_port("fd00::1", 2181), "[fd00::1]:2181");
     }
 
     #[test]
