@@ -12,6 +12,7 @@ use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
@@ -482,6 +483,28 @@ impl Scenario {
             )
         })?;
         Ok(order)
+    }
+
+    /// The Events on the object with `uid`: reason and message, oldest first.
+    pub async fn events(&self, uid: &str) -> Result<Vec<(String, String)>, String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut found: Vec<Event> = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.uid.as_deref() == Some(uid))
+            })
+            .collect();
+        found.sort_by_key(|e| e.metadata.creation_timestamp.clone());
+        Ok(found
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect())
     }
 
     /// The PersistentVolumeClaims in the namespace, by name.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube::Api;
 use kube::api::{ListParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use zk_e2e::checks::{longest_gap, lost_writes, parse_write_log};
 use zk_e2e::examples::{self, ClusterSetting, FULL, MINIMAL, fit_for_cluster};
 use zk_e2e::poll::{self, note};
@@ -21,7 +22,8 @@ use zk_e2e::{Error, Result, cluster, ensure};
 use zk_ensemble::Role;
 use zk_ensemble::identity::{self, Myid};
 use zk_ensemble::messages::REPLICAS_ODD;
-use zk_operator::crd::{RetentionPolicy, ZookeeperCluster};
+use zk_operator::crd::{RetentionPolicy, ZookeeperCluster, messages};
+use zk_operator::status::INVALID_SPEC;
 
 /// Where the tests keep their znodes.
 const ROOT: &str = "/zookube-e2e";
@@ -285,6 +287,106 @@ async fn a_settings_change_rolls_one_member_at_a_time_the_leader_last() -> Resul
     })
     .await?;
 
+    cleanup_namespace(&client, &s.namespace, started).await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the cluster of tests/e2e/run"]
+async fn edits_the_statefulset_api_would_refuse_are_refused_or_explained_and_change_nothing()
+-> Result<()> {
+    let started = Instant::now();
+    let client = cluster::connect().await?;
+    let mut cluster = fit_for_cluster(MINIMAL.cluster()?, &setting("zk-e2e-edit"));
+    cluster.metadata.name = Some("edit".to_owned());
+    cluster.spec.storage.when_deleted = Some(RetentionPolicy::Delete);
+    let s = Scenario::apply(client.clone(), cluster, started).await?;
+    let first = s.wait_healthy(3, 0, FIRST_HEALTHY, |_| Ok(())).await?;
+
+    // Adding a StorageClass after creation: the API server itself refuses
+    // it (a rule on the always-present storage object, so it holds when
+    // the field appears), with the rule's words.
+    let patch = serde_json::json!({ "spec": { "storage": { "storageClassName": "local" } } });
+    let refused = refusal(
+        s.clusters
+            .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    )?;
+    ensure(
+        refused.code == 422 && refused.message.contains(messages::STORAGE_CLASS_IMMUTABLE),
+        || format!("adding storageClassName was refused with {refused:?}"),
+    )?;
+    note(
+        started,
+        format!("storageClassName refused: {}", refused.message),
+    );
+
+    // A pod label with a space: the CRD admits it, the StatefulSet API
+    // would not. The operator says which field and how to fix it, in a
+    // condition and an Event, and changes nothing; `kubectl get zk` stays
+    // true.
+    let patch = serde_json::json!({ "spec": { "pod": { "labels": { "team": "platform a" } } } });
+    s.clusters
+        .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let field = "spec.pod.labels";
+    let what = format!("an InvalidSpec condition and Event naming {field}");
+    let s = &s;
+    let message = poll::until(started, &what, SETTLE, || async move {
+        let cluster = s.clusters.get(&s.name).await.map_err(|e| e.to_string())?;
+        let status = cluster.status.unwrap_or_default();
+        let condition = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == INVALID_SPEC && c.status == "True")
+            .ok_or("no InvalidSpec condition yet")?;
+        if !condition.message.contains(field) {
+            return Err(format!("InvalidSpec says {:?}", condition.message));
+        }
+        let events = s.events(&cluster.metadata.uid.unwrap_or_default()).await?;
+        events
+            .iter()
+            .find(|(reason, note)| reason == "InvalidSpec" && note.contains(field))
+            .ok_or(format!(
+                "no InvalidSpec Event naming {field}; Events: {events:?}"
+            ))?;
+        Ok(condition.message.clone())
+    })
+    .await?;
+    note(started, format!("InvalidSpec: {message}"));
+    s.observe(3, 0).await.map_err(Error::Check)?;
+    let labels = s.member_pods().await?;
+    ensure(
+        labels.iter().all(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .is_none_or(|l| !l.contains_key("team"))
+        }),
+        || "a member pod got the invalid label".to_owned(),
+    )?;
+
+    // Taking the label back clears the condition; the ensemble never moved.
+    let patch = serde_json::json!({ "spec": { "pod": { "labels": null } } });
+    s.clusters
+        .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let after = s.wait_healthy(3, 0, SETTLE, |_| Ok(())).await?;
+    let cluster = s.clusters.get(&s.name).await?;
+    let invalid = cluster
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .any(|c| c.type_ == INVALID_SPEC && c.status == "True");
+    ensure(!invalid, || {
+        "InvalidSpec is still True after the fix".to_owned()
+    })?;
+    ensure(after.peer_epoch == first.peer_epoch, || {
+        format!("the leader changed ({first:?} -> {after:?}) though nothing was applied")
+    })?;
+
+    s.delete_cluster().await?;
     cleanup_namespace(&client, &s.namespace, started).await;
     Ok(())
 }
