@@ -35,6 +35,14 @@ use crate::reconfig::super_digest_flag;
 /// The sidecar binary, found on the image's PATH.
 const SIDECAR_BINARY: &str = "zk-sidecar";
 
+/// The variable `zk-sidecar init` reads the pod's ordinal from.
+const POD_INDEX_ENV: &str = "POD_INDEX";
+/// The label the StatefulSet controller puts on each pod (Kubernetes 1.28
+/// and later): the pod's ordinal, without parsing the host name. On older
+/// clusters the label is absent, the variable is empty, and `init` falls
+/// back to the host name's `-<ordinal>` suffix.
+const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+
 /// Tells `kubectl logs` and `kubectl exec` which container to pick.
 const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 
@@ -221,6 +229,10 @@ fn init_container(cluster: &ValidatedCluster, role: Role) -> Container {
             "--conf-dir",
             CONF_DIR,
         ])),
+        env: Some(vec![field_env(
+            POD_INDEX_ENV,
+            &format!("metadata.labels['{POD_INDEX_LABEL}']"),
+        )]),
         volume_mounts: Some(vec![
             mount(CONFIG_VOLUME, CONFIG_DIR, true),
             mount(CONF_VOLUME, CONF_DIR, false),
@@ -307,17 +319,7 @@ fn sidecar_container(cluster: &ValidatedCluster) -> Container {
             &format!("[::]:{SIDECAR_PORT}"),
         ])),
         // The watcher advertises the pod's address in its election preamble.
-        env: Some(vec![EnvVar {
-            name: "POD_IP".to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.podIP".to_owned(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        env: Some(vec![field_env("POD_IP", "status.podIP")]),
         ports: Some(vec![container_port(SIDECAR_PORT_NAME, SIDECAR_PORT)]),
         // Only whether the sidecar's server answers at all: its `/livez`
         // speaks for the ZooKeeper container, which restarts on failure.
@@ -461,6 +463,21 @@ fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: Some(value.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A variable set from a field of the pod (downward API).
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

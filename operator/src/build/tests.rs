@@ -123,6 +123,39 @@ fn the_init_container_gets_the_role_of_its_statefulset() {
 }
 
 #[test]
+fn the_init_container_reads_its_ordinal_from_the_pod_index_label() {
+    let c = children_of(Cluster::test().observers(1));
+    for sts in [&c.voters, c.observers.as_ref().unwrap()] {
+        let spec = pod_spec(sts);
+        let init = container(spec, INIT_CONTAINER);
+        let env: Vec<(&str, Option<&str>)> = init
+            .env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let field = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
+                (e.name.as_str(), field.map(|f| f.field_path.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            env,
+            vec![(
+                "POD_INDEX",
+                Some("metadata.labels['apps.kubernetes.io/pod-index']")
+            )]
+        );
+        // No --ordinal: without the label (before Kubernetes 1.28) the
+        // variable is empty and `init` falls back to the host name.
+        assert!(!init.command.iter().flatten().any(|arg| arg == "--ordinal"));
+        // Only `init` reads the ordinal; the others read the myid it wrote.
+        for name in [ZOOKEEPER_CONTAINER, SIDECAR_CONTAINER] {
+            let other = container(spec, name);
+            assert!(!other.env.iter().flatten().any(|e| e.name == "POD_INDEX"));
+        }
+    }
+}
+
+#[test]
 fn containers_run_the_agreed_commands() {
     let c = children_of(Cluster::test());
     let spec = pod_spec(&c.voters);
