@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,19 @@ pub const DEFAULT_SIDECAR_IMAGE: &str =
 /// The default size of each member's data volume.
 pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
 
+/// Where the operator runs by default (the chart's usual namespace): the
+/// NetworkPolicy admits it from there unless `networkPolicy.operator` says otherwise.
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "zookube-system";
+/// The label every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The label the chart's operator pods carry (`zookube.selectorLabels` in
+/// `charts/zookube/templates/_helpers.tpl`).
+pub const OPERATOR_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "zk-operator");
+
+/// The largest number of peers in `networkPolicy.clients` or
+/// `networkPolicy.prometheus`; it bounds the cost of their CEL rule.
+pub const MAX_NETWORK_PEERS: u32 = 32;
+
 /// The largest number of `config.extra` keys; it bounds the cost of the CEL
 /// rule that checks them (the API server refuses unbounded rules).
 pub const MAX_EXTRA_KEYS: u32 = 256;
@@ -54,6 +67,8 @@ pub mod messages {
     pub const STORAGE_CLASS_IMMUTABLE: &str = "storage.storageClassName cannot be set, changed or removed after creation: a StatefulSet's volume claim templates are immutable; keep it as it was (absent if it was), or move the data to a new cluster";
     /// Why some pod labels are refused.
     pub const POD_LABELS_OWNED: &str = "pod.labels must not set app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by, app.kubernetes.io/component or zookube.io/role: zookube sets them to find its members";
+    /// Why a network-policy peer needs a selector.
+    pub const NETWORK_PEER_EMPTY: &str = "a networkPolicy peer must set namespaceSelector, podSelector or both; to allow every pod of every namespace, set namespaceSelector: {}";
     /// Why a quantity is refused.
     pub const STORAGE_SIZE: &str =
         "storage.size must be a Kubernetes quantity such as 10Gi or 500Mi";
@@ -174,6 +189,11 @@ pub struct ZookeeperClusterSpec {
     /// The cluster's DNS domain, used in member host names. Default `cluster.local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_domain: Option<String>,
+
+    /// A NetworkPolicy that admits only the traffic an ensemble needs, for
+    /// namespaces whose default is to deny ingress.
+    #[serde(default, skip_serializing_if = "NetworkPolicySpec::is_default")]
+    pub network_policy: NetworkPolicySpec,
 }
 
 fn default_replicas() -> i32 {
@@ -196,6 +216,7 @@ impl Default for ZookeeperClusterSpec {
             pod: PodSettings::default(),
             ports: PortsSpec::default(),
             cluster_domain: None,
+            network_policy: NetworkPolicySpec::default(),
         }
     }
 }
@@ -482,6 +503,72 @@ impl Default for PortsSpec {
 impl PortsSpec {
     fn is_default(&self) -> bool {
         self == &PortsSpec::default()
+    }
+}
+
+/// The NetworkPolicy `<name>` over the member pods. When enabled, members
+/// reach each other on the quorum and election ports, `clients` the client
+/// port, the operator the sidecar's port (8081) and the client port, and
+/// `prometheus` the sidecar's port; nothing else reaches the members.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Whether zookube creates the NetworkPolicy. Default false; turning it
+    /// off deletes the one zookube created.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Who may connect to the client port. Default: every pod of the
+    /// cluster's namespace. An empty list admits no client but the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_NETWORK_PEERS))]
+    pub clients: Option<Vec<NetworkPeer>>,
+
+    /// The operator's pods, which read the sidecars (8081) and run
+    /// `reconfig` on the client port. Default: pods labelled
+    /// `app.kubernetes.io/name: zk-operator` in the namespace
+    /// `zookube-system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<NetworkPeer>,
+
+    /// Who may scrape the sidecars' metrics (8081), besides the operator.
+    /// Default: nobody else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NETWORK_PEERS))]
+    pub prometheus: Vec<NetworkPeer>,
+}
+
+impl NetworkPolicySpec {
+    fn is_default(&self) -> bool {
+        self == &NetworkPolicySpec::default()
+    }
+}
+
+/// Pods that may connect, as a NetworkPolicy peer selects them: the pods
+/// matching `podSelector` in the namespaces matching `namespaceSelector`.
+/// Without `namespaceSelector`, the cluster's own namespace; without
+/// `podSelector`, every pod of the selected namespaces.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(NETWORK_PEER_RULE).message(messages::NETWORK_PEER_EMPTY))]
+pub struct NetworkPeer {
+    /// The namespaces, by their labels (every namespace has
+    /// `kubernetes.io/metadata.name: <its name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// The pods, by their labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+const NETWORK_PEER_RULE: &str = "has(self.namespaceSelector) || has(self.podSelector)";
+
+impl NetworkPeer {
+    /// Whether the peer selects anything: a peer with neither selector is
+    /// refused by the NetworkPolicy API.
+    pub fn is_empty(&self) -> bool {
+        self.namespace_selector.is_none() && self.pod_selector.is_none()
     }
 }
 

@@ -264,6 +264,9 @@ fn every_rule_has_a_message_and_fits_the_cost_budget() {
         vec![
             "",
             ".spec.config.extra",
+            ".spec.networkPolicy.clients[*]",
+            ".spec.networkPolicy.operator",
+            ".spec.networkPolicy.prometheus[*]",
             ".spec.observers",
             ".spec.pod.labels",
             ".spec.ports",
@@ -311,4 +314,36 @@ fn raw_json_is_checked_like_typed_clusters() {
         .unwrap_err();
     assert_eq!(errors[0].message, ensemble_messages::REPLICAS_ODD);
     assert_eq!(errors[0].field_path, "spec.replicas");
+}
+
+#[test]
+fn a_network_policy_peer_without_a_selector_is_refused() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use zk_operator::crd::NetworkPeer;
+    let pods = NetworkPeer {
+        pod_selector: Some(LabelSelector::default()),
+        ..Default::default()
+    };
+    let namespaces = NetworkPeer {
+        namespace_selector: Some(LabelSelector::default()),
+        ..Default::default()
+    };
+    admitted(Cluster::test().with(|s| {
+        s.network_policy.enabled = true;
+        s.network_policy.clients = Some(vec![pods.clone(), namespaces.clone()]);
+        s.network_policy.operator = Some(namespaces.clone());
+        s.network_policy.prometheus = vec![pods.clone()];
+    }));
+    for change in [
+        (|s: &mut zk_operator::crd::ZookeeperClusterSpec| {
+            s.network_policy.clients = Some(vec![NetworkPeer::default()])
+        }) as fn(&mut _),
+        |s| s.network_policy.operator = Some(NetworkPeer::default()),
+        |s| s.network_policy.prometheus = vec![NetworkPeer::default()],
+    ] {
+        refused(
+            Cluster::test().with(change),
+            &[messages::NETWORK_PEER_EMPTY],
+        );
+    }
 }

@@ -125,7 +125,10 @@ async fn permissions_used() -> BTreeSet<Permission> {
     let ctx = context(client.clone());
 
     // The whole controller: lists and watches, then a first reconcile.
-    let cluster = Cluster::test().observers(1).build();
+    let cluster = Cluster::test()
+        .observers(1)
+        .with(|s| s.network_policy.enabled = true)
+        .build();
     fake.insert(CLUSTER, serde_json::to_value(&cluster).unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(controller::run(ctx.clone(), Scope::Cluster, async {
@@ -144,8 +147,8 @@ async fn permissions_used() -> BTreeSet<Permission> {
     stop.send(()).unwrap();
     run.await.unwrap();
 
-    // A member pod to label; observers scaled away (a delete); an invalid
-    // spec (an Event).
+    // A member pod to label; observers scaled away and the NetworkPolicy
+    // turned off (deletes); an invalid spec (an Event).
     fake.insert(
         "/api/v1/namespaces/default/pods/zk-observer-0",
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "zk-observer-0", "namespace": "default",
@@ -158,6 +161,7 @@ async fn permissions_used() -> BTreeSet<Permission> {
         .await
         .unwrap();
     stored.spec.observers = 0;
+    stored.spec.network_policy.enabled = false;
     controller::reconcile(Arc::new(stored.clone()), ctx.clone())
         .await
         .unwrap();
@@ -224,6 +228,9 @@ async fn every_request_the_operator_makes_is_allowed_by_the_chart() {
     // Sanity: the scenarios did exercise the interesting verbs.
     for expected in [
         ("apps", "statefulsets", "delete"),
+        ("networking.k8s.io", "networkpolicies", "watch"),
+        ("networking.k8s.io", "networkpolicies", "patch"),
+        ("networking.k8s.io", "networkpolicies", "delete"),
         ("", "pods", "patch"),
         ("", "pods", "delete"),
         ("", "secrets", "get"),

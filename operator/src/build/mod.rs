@@ -8,6 +8,7 @@
 
 mod config_map;
 pub mod labels;
+mod network_policy;
 mod pdb;
 pub mod secret;
 mod service;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -26,6 +28,7 @@ use zk_ensemble::identity;
 use crate::cluster::ValidatedCluster;
 
 pub use config_map::{LOGBACK_XML, client_config_map, config_map, connect_strings};
+pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;
 pub use secret::{super_password, super_secret, super_secret_name};
 pub use service::{client_service, headless_service};
@@ -112,6 +115,11 @@ pub fn pdb_name(cluster: &str) -> String {
     cluster.to_owned()
 }
 
+/// The NetworkPolicy over the members.
+pub fn network_policy_name(cluster: &str) -> String {
+    cluster.to_owned()
+}
+
 /// Every child object of a cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Children {
@@ -123,6 +131,8 @@ pub struct Children {
     /// Absent when the cluster has no observers.
     pub observers: Option<StatefulSet>,
     pub pod_disruption_budget: PodDisruptionBudget,
+    /// Absent unless `spec.networkPolicy.enabled`.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// One child, borrowed, for code that handles every kind alike.
@@ -133,6 +143,7 @@ pub enum Child<'a> {
     Service(&'a Service),
     StatefulSet(&'a StatefulSet),
     PodDisruptionBudget(&'a PodDisruptionBudget),
+    NetworkPolicy(&'a NetworkPolicy),
 }
 
 impl<'a> Child<'a> {
@@ -142,6 +153,7 @@ impl<'a> Child<'a> {
             Child::Service(_) => "Service",
             Child::StatefulSet(_) => "StatefulSet",
             Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Child::NetworkPolicy(_) => "NetworkPolicy",
         }
     }
 
@@ -151,6 +163,7 @@ impl<'a> Child<'a> {
             Child::Service(o) => &o.metadata,
             Child::StatefulSet(o) => &o.metadata,
             Child::PodDisruptionBudget(o) => &o.metadata,
+            Child::NetworkPolicy(o) => &o.metadata,
         };
         meta.name.as_deref().unwrap_or_default()
     }
@@ -168,6 +181,7 @@ pub fn children(cluster: &ValidatedCluster) -> Children {
         observers: (cluster.ensemble.observers > 0 || cluster.members.observer_pods > 0)
             .then(|| stamped(stateful_set(cluster, Role::Observer))),
         pod_disruption_budget: stamped(pod_disruption_budget(cluster)),
+        network_policy: network_policy(cluster).map(stamped),
     }
 }
 
@@ -186,15 +200,19 @@ fn stamped<K: kube::Resource + Serialize>(mut child: K) -> K {
 
 impl Children {
     /// The order of creation: configuration before the pods that mount it,
-    /// Services before the StatefulSets that name them, the budget last.
+    /// Services before the StatefulSets that name them, the NetworkPolicy
+    /// before the pods it admits traffic to, the budget last.
     pub fn in_apply_order(&self) -> Vec<Child<'_>> {
         let mut order = vec![
             Child::ConfigMap(&self.config),
             Child::ConfigMap(&self.client_config),
             Child::Service(&self.headless_service),
             Child::Service(&self.client_service),
-            Child::StatefulSet(&self.voters),
         ];
+        if let Some(policy) = &self.network_policy {
+            order.push(Child::NetworkPolicy(policy));
+        }
+        order.push(Child::StatefulSet(&self.voters));
         if let Some(observers) = &self.observers {
             order.push(Child::StatefulSet(observers));
         }

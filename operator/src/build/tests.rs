@@ -2,7 +2,9 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::cluster::validate;
@@ -504,4 +506,142 @@ fn every_child_carries_the_hash_of_what_was_built() {
     // the budget; the Services stay as they were.
     let changed: Vec<bool> = three.iter().zip(&five).map(|(a, b)| a != b).collect();
     assert_eq!(changed, vec![true, true, false, false, true, true]);
+}
+
+fn with_policy(change: impl FnOnce(&mut crate::crd::NetworkPolicySpec)) -> Cluster {
+    Cluster::test().with(|s| {
+        s.network_policy.enabled = true;
+        change(&mut s.network_policy);
+    })
+}
+
+fn peer(namespace: Option<(&str, &str)>, pod: Option<(&str, &str)>) -> crate::crd::NetworkPeer {
+    let select = |(k, v): (&str, &str)| LabelSelector {
+        match_labels: Some([(k.to_owned(), v.to_owned())].into()),
+        ..Default::default()
+    };
+    crate::crd::NetworkPeer {
+        namespace_selector: namespace.map(select),
+        pod_selector: pod.map(select),
+    }
+}
+
+#[test]
+fn the_network_policy_exists_only_when_enabled() {
+    let c = children_of(Cluster::test());
+    assert!(c.network_policy.is_none());
+    assert!(
+        c.in_apply_order()
+            .iter()
+            .all(|ch| ch.kind() != "NetworkPolicy")
+    );
+
+    let c = children_of(with_policy(|_| {}).observers(1));
+    let order: Vec<&str> = c.in_apply_order().iter().map(|ch| ch.kind()).collect();
+    let policy = order.iter().position(|k| *k == "NetworkPolicy").unwrap();
+    let first_sts = order.iter().position(|k| *k == "StatefulSet").unwrap();
+    assert!(policy < first_sts, "{order:?}");
+    let np = c.network_policy.as_ref().unwrap();
+    assert_eq!(np.metadata.name.as_deref(), Some("zk"));
+    assert_eq!(np.metadata.namespace.as_deref(), Some("default"));
+    assert!(np.metadata.owner_references.is_some());
+    let spec = np.spec.as_ref().unwrap();
+    // Voters and observers alike.
+    assert_eq!(
+        spec.pod_selector.as_ref().unwrap().match_labels,
+        Some(labels::cluster_selector("zk"))
+    );
+    assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
+}
+
+#[test]
+fn the_network_policy_admits_what_an_ensemble_needs() {
+    let members = json!([{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/instance": "zk", "app.kubernetes.io/name": "zookeeper"}}}]);
+    let operator = json!([{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "zookube-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "zk-operator"}}}]);
+    let same_namespace = json!([{"podSelector": {}}]);
+    let monitoring = json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]);
+    let apps = json!([{"podSelector": {"matchLabels": {"zk-client": "true"}}}]);
+    let ops = json!([{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
+        "podSelector": {"matchLabels": {"app": "zk-operator"}}}]);
+    let cases: Vec<(&str, Cluster, Vec<(Value, Vec<i64>)>)> = vec![
+        (
+            "defaults",
+            with_policy(|_| {}),
+            vec![
+                (members.clone(), vec![2888, 3888]),
+                (same_namespace.clone(), vec![2181]),
+                (operator.clone(), vec![8081, 2181]),
+            ],
+        ),
+        (
+            "other ports",
+            with_policy(|_| {}).with(|s| {
+                s.ports.client = 12181;
+                s.ports.quorum = 12888;
+                s.ports.election = 13888;
+            }),
+            vec![
+                (members.clone(), vec![12888, 13888]),
+                (same_namespace.clone(), vec![12181]),
+                (operator.clone(), vec![8081, 12181]),
+            ],
+        ),
+        (
+            "chosen clients, operator and prometheus",
+            with_policy(|p| {
+                p.clients = Some(vec![peer(None, Some(("zk-client", "true")))]);
+                p.operator = Some(peer(
+                    Some(("kubernetes.io/metadata.name", "ops")),
+                    Some(("app", "zk-operator")),
+                ));
+                p.prometheus = vec![peer(
+                    Some(("kubernetes.io/metadata.name", "monitoring")),
+                    None,
+                )];
+            }),
+            vec![
+                (members.clone(), vec![2888, 3888]),
+                (apps, vec![2181]),
+                (ops, vec![8081, 2181]),
+                (monitoring, vec![8081]),
+            ],
+        ),
+        (
+            "no clients: no rule, which would otherwise admit everyone",
+            with_policy(|p| p.clients = Some(Vec::new())),
+            vec![
+                (members.clone(), vec![2888, 3888]),
+                (operator.clone(), vec![8081, 2181]),
+            ],
+        ),
+    ];
+    for (case, cluster, expected) in cases {
+        let c = children_of(cluster);
+        let spec = c.network_policy.unwrap().spec.unwrap();
+        let rules: Vec<(Value, Vec<i64>)> = spec
+            .ingress
+            .unwrap()
+            .into_iter()
+            .map(|rule| {
+                let ports = rule.ports.unwrap();
+                assert!(
+                    ports.iter().all(|p| p.protocol.as_deref() == Some("TCP")),
+                    "{case}"
+                );
+                let ports = ports
+                    .into_iter()
+                    .map(|p| match p.port {
+                        Some(IntOrString::Int(n)) => i64::from(n),
+                        other => panic!("{case}: port {other:?}"),
+                    })
+                    .collect();
+                (serde_json::to_value(rule.from.unwrap()).unwrap(), ports)
+            })
+            .collect();
+        assert_eq!(rules, expected, "{case}");
+    }
 }

@@ -15,7 +15,7 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Resource;
 use sha2::{Digest, Sha256};
 use zk_ensemble::identity::{MAX_OBSERVERS, MAX_VOTERS};
@@ -24,8 +24,8 @@ use zk_ensemble::{EnsembleSpec, Myid, Ports, Role, Settings, messages as ensembl
 
 use crate::build::labels;
 use crate::crd::{
-    self, PodSettings, PullPolicy, RetentionPolicy, ZookeeperCluster, ZookeeperClusterSpec,
-    messages,
+    self, NetworkPeer, NetworkPolicySpec, PodSettings, PullPolicy, RetentionPolicy,
+    ZookeeperCluster, ZookeeperClusterSpec, messages,
 };
 
 pub use parse::{ParseError, parse_cluster};
@@ -75,6 +75,19 @@ pub struct ValidatedCluster {
     /// spec's, except while a membership change is under way (see
     /// [`ValidatedCluster::with_members`]).
     pub members: Members,
+    /// The NetworkPolicy's peers, defaults filled in; absent when disabled.
+    pub network_policy: Option<NetworkPolicySettings>,
+}
+
+/// Who may reach the members, besides the members themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkPolicySettings {
+    /// Admitted to the client port; empty admits no client.
+    pub clients: Vec<NetworkPeer>,
+    /// Admitted to the sidecar's port and the client port.
+    pub operator: NetworkPeer,
+    /// Admitted to the sidecar's port.
+    pub prometheus: Vec<NetworkPeer>,
 }
 
 /// The annotation on a `ZookeeperCluster` that requests a rolling restart
@@ -256,7 +269,42 @@ pub fn validate_with(
             .cloned(),
         members: Members::of_spec(&ensemble),
         ensemble,
+        network_policy: network_policy_settings(&spec.network_policy),
     })
+}
+
+/// The NetworkPolicy's peers: the spec's, or every pod of the cluster's
+/// namespace for clients and the chart's operator pods for the operator.
+fn network_policy_settings(spec: &NetworkPolicySpec) -> Option<NetworkPolicySettings> {
+    spec.enabled.then(|| NetworkPolicySettings {
+        clients: spec.clients.clone().unwrap_or_else(|| {
+            vec![NetworkPeer {
+                pod_selector: Some(LabelSelector::default()),
+                ..Default::default()
+            }]
+        }),
+        operator: spec.operator.clone().unwrap_or_else(default_operator_peer),
+        prometheus: spec.prometheus.clone(),
+    })
+}
+
+/// The chart's operator pods in `zookube-system`.
+pub fn default_operator_peer() -> NetworkPeer {
+    let (key, value) = crd::OPERATOR_POD_LABEL;
+    NetworkPeer {
+        namespace_selector: Some(match_labels(
+            crd::NAMESPACE_NAME_LABEL,
+            crd::DEFAULT_OPERATOR_NAMESPACE,
+        )),
+        pod_selector: Some(match_labels(key, value)),
+    }
+}
+
+fn match_labels(key: &str, value: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(key.to_owned(), value.to_owned())])),
+        ..Default::default()
+    }
 }
 
 impl ValidatedCluster {
@@ -348,12 +396,46 @@ fn admission_problems(name: &str, spec: &ZookeeperClusterSpec) -> Vec<FieldProbl
             messages::POD_LABELS_OWNED,
         ));
     }
+    problems.extend(network_peer_problems(&spec.network_policy));
     if !is_quantity(&spec.storage.size.0) {
         problems.push(FieldProblem::new(
             "spec.storage.size",
             Some(spec.storage.size.0.clone()),
             messages::STORAGE_SIZE,
         ));
+    }
+    problems
+}
+
+/// The peers with neither selector, which the CRD's rule refuses.
+fn network_peer_problems(spec: &NetworkPolicySpec) -> Vec<FieldProblem> {
+    let field = "spec.networkPolicy";
+    let listed = |name: &str, peers: &[NetworkPeer]| -> Vec<String> {
+        peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_empty())
+            .map(|(i, _)| format!("{field}.{name}[{i}]"))
+            .collect()
+    };
+    let mut empty = listed("clients", spec.clients.as_deref().unwrap_or_default());
+    if spec.operator.as_ref().is_some_and(NetworkPeer::is_empty) {
+        empty.push(format!("{field}.operator"));
+    }
+    empty.extend(listed("prometheus", &spec.prometheus));
+    let mut problems: Vec<FieldProblem> = empty
+        .into_iter()
+        .map(|f| FieldProblem::new(f, None, messages::NETWORK_PEER_EMPTY))
+        .collect();
+    let clients = spec.clients.as_deref().unwrap_or_default();
+    for (name, peers) in [("clients", clients), ("prometheus", &spec.prometheus)] {
+        if peers.len() > crd::MAX_NETWORK_PEERS as usize {
+            problems.push(FieldProblem::new(
+                format!("{field}.{name}"),
+                Some(format!("{} peers", peers.len())),
+                format!("list at most {} peers", crd::MAX_NETWORK_PEERS),
+            ));
+        }
     }
     problems
 }

@@ -1,5 +1,6 @@
 //! The reconcile loop: a kube-rs `Controller` over `ZookeeperCluster`s that
-//! owns their ConfigMaps, Services, StatefulSets and PodDisruptionBudgets and
+//! owns their ConfigMaps, Services, StatefulSets, PodDisruptionBudgets and
+//! NetworkPolicies and
 //! watches their pods. Errors are counted by category, published as Events,
 //! and retried with exponential back-off per cluster.
 
@@ -16,6 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
@@ -280,7 +282,8 @@ pub async fn run(
     .owns(api::<ConfigMap>(&client, &scope), managed.clone())
     .owns(api::<Service>(&client, &scope), managed.clone())
     .owns(api::<StatefulSet>(&client, &scope), managed.clone())
-    .owns(api::<PodDisruptionBudget>(&client, &scope), managed)
+    .owns(api::<PodDisruptionBudget>(&client, &scope), managed.clone())
+    .owns(api::<NetworkPolicy>(&client, &scope), managed)
     .watches(api::<Pod>(&client, &scope), members, |pod| {
         pod_to_cluster(pod).map(ObjectRef::erase)
     })

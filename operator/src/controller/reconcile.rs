@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -104,6 +105,16 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
         ensure(&services, &children.client_service).await,
         &mut refusals,
     )?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    match &children.network_policy {
+        Some(policy) => {
+            applied(ensure(&policies, policy).await, &mut refusals)?;
+        }
+        None => {
+            let name = build::network_policy_name(&validated.name);
+            remove_owned(&policies, name, &validated, "networkPolicy disabled").await?;
+        }
+    }
     if config {
         let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         applied(
@@ -114,7 +125,10 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
             Some(observers) => {
                 applied(ensure(&stateful_sets, observers).await, &mut refusals)?;
             }
-            None => remove_observers(&stateful_sets, &validated).await?,
+            None => {
+                let name = build::stateful_set_name(&validated.name, Role::Observer);
+                remove_owned(&stateful_sets, name, &validated, "observers scaled to 0").await?;
+            }
         }
     }
     applied(
@@ -391,12 +405,21 @@ fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// Deletes the observers' StatefulSet of a cluster that no longer has
-/// observers — only one this cluster controls.
-async fn remove_observers(api: &Api<StatefulSet>, cluster: &ValidatedCluster) -> Result<(), Error> {
-    let name = build::stateful_set_name(&cluster.name, Role::Observer);
+/// Deletes a child the cluster no longer wants (the observers'
+/// StatefulSet at 0 observers, the NetworkPolicy once disabled) — only one
+/// this cluster controls.
+async fn remove_owned<K>(
+    api: &Api<K>,
+    name: String,
+    cluster: &ValidatedCluster,
+    why: &str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let kind = K::kind(&()).into_owned();
     let read = |source| Error::Read {
-        kind: "StatefulSet".to_owned(),
+        kind: kind.clone(),
         name: name.clone(),
         source,
     };
@@ -412,15 +435,11 @@ async fn remove_observers(api: &Api<StatefulSet>, cluster: &ValidatedCluster) ->
     if !ours {
         return Ok(());
     }
-    info!(%name, "observers scaled to 0: deleting their StatefulSet");
+    info!(%kind, %name, "{why}: deleting it");
     api.delete(&name, &DeleteParams::default())
         .await
         .map(|_| ())
-        .map_err(|source| Error::Delete {
-            kind: "StatefulSet".to_owned(),
-            name,
-            source,
-        })
+        .map_err(|source| Error::Delete { kind, name, source })
 }
 
 /// The pods of a cluster, voters and observers.
