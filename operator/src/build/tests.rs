@@ -554,6 +554,9 @@ fn the_network_policy_exists_only_when_enabled() {
     assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
 }
 
+/// An ingress rule as `(from, ports)`.
+type Rule = (Value, Vec<i64>);
+
 #[test]
 fn the_network_policy_admits_what_an_ensemble_needs() {
     let members = json!([{"podSelector": {"matchLabels": {
@@ -567,7 +570,7 @@ fn the_network_policy_admits_what_an_ensemble_needs() {
     let ops = json!([{
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
         "podSelector": {"matchLabels": {"app": "zk-operator"}}}]);
-    let cases: Vec<(&str, Cluster, Vec<(Value, Vec<i64>)>)> = vec![
+    let cases: Vec<(&str, Cluster, Vec<Rule>)> = vec![
         (
             "defaults",
             with_policy(|_| {}),
@@ -622,7 +625,7 @@ fn the_network_policy_admits_what_an_ensemble_needs() {
     for (case, cluster, expected) in cases {
         let c = children_of(cluster);
         let spec = c.network_policy.unwrap().spec.unwrap();
-        let rules: Vec<(Value, Vec<i64>)> = spec
+        let rules: Vec<Rule> = spec
             .ingress
             .unwrap()
             .into_iter()
