@@ -176,7 +176,15 @@ mod tests {
         use zk_testkit::monitoring::{Exposition, check_names};
         let mut registry = Registry::default();
         // A labelled family shows in the exposition once it has a child.
-        Metrics::register(&mut registry).reconcile_failed("apply");
+        let metrics = Metrics::register(&mut registry);
+        metrics.reconcile_failed("apply");
+        metrics
+            .api_requests
+            .get_or_create(&crate::api_requests::RequestLabels {
+                verb: "get",
+                resource: "pods".to_owned(),
+            })
+            .inc();
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         let operator_owns = |name: &str| name.starts_with("zookube_operator_");
