@@ -116,9 +116,6 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     };
 
     let listening = metrics::bind(options.metrics_addr).map_err(RunError::Listen)?;
-    if let Some(why) = &listening.fallback {
-        warn!(addr = %listening.addr, error = %why, "no IPv6 here: serving /metrics on IPv4 only");
-    }
     info!(addr = %listening.addr, "serving /metrics and /healthz");
     let server = tokio::spawn(metrics::serve(
         listening.listener,

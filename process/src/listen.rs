@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// A bound listener and, when `[::]` could not be had, why it listens on
-/// `0.0.0.0` instead (for the caller to log).
+/// `0.0.0.0` instead (logged once, here, as a warning).
 #[derive(Debug)]
 pub struct Listening {
     pub listener: tokio::net::TcpListener,
@@ -36,6 +36,7 @@ pub fn listen(addr: SocketAddr) -> io::Result<Listening> {
         }),
         Err(e) if falls_back(&e) => {
             let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::warn!(listen = %v4, error = %e, "no IPv6 here: listening on IPv4 only");
             Ok(Listening {
                 listener: tokio_listener(bind(v4, false)?)?,
                 addr: v4,

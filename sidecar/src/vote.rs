@@ -146,9 +146,6 @@ async fn serve(args: &VoteArgs) -> Result<(), VoteError> {
         addr: args.listen,
         source,
     })?;
-    if let Some(why) = &listening.fallback {
-        tracing::warn!(listen = %listening.addr, error = %why, "no IPv6 here: listening on IPv4 only");
-    }
     let listener = listening.listener;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(VoteHealth {

@@ -226,9 +226,6 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         addr: args.listen,
         source,
     })?;
-    if let Some(why) = &listening.fallback {
-        tracing::warn!(listen = %listening.addr, error = %why, "no IPv6 here: listening on IPv4 only");
-    }
     let listener = listening.listener;
     let watcher_config = plan.watcher.config().clone();
     tracing::info!(

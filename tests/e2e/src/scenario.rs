@@ -592,6 +592,17 @@ impl Scenario {
         Ok(left)
     }
 
+    /// Deletes the cluster and checks that its volumes stay
+    /// (`whenDeleted: Retain`).
+    pub async fn delete_keeping_volumes(&self) -> Result<()> {
+        let claims = self.claims().await?;
+        self.delete_cluster().await?;
+        let kept = self.claims().await?;
+        ensure(kept == claims, || {
+            format!("volumes before deletion {claims:?}, after {kept:?}; whenDeleted is Retain")
+        })
+    }
+
     /// Deletes the cluster and waits until it and every child the operator
     /// made (ConfigMaps, Services, StatefulSets, the budget, the super
     /// user's Secret, the pods) are
