@@ -231,14 +231,23 @@ impl LeaseLock {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut last_renewal: Option<Instant> = None;
         loop {
-            let leading = match self.try_acquire_or_renew().await {
-                Ok(true) => {
+            // An attempt is bounded by the retry period, so that a request
+            // the API server never answers cannot keep this replica leading
+            // past its renew deadline.
+            let attempt =
+                tokio::time::timeout(self.timing.retry_period, self.try_acquire_or_renew()).await;
+            let leading = match attempt {
+                Ok(Ok(true)) => {
                     last_renewal = Some(Instant::now());
                     true
                 }
-                Ok(false) => false,
-                Err(e) => {
+                Ok(Ok(false)) => false,
+                Ok(Err(e)) => {
                     warn!(lease = %self.name, error = %e, "cannot read or write the leader Lease");
+                    still_leading(last_renewal, Instant::now(), self.timing.renew_deadline)
+                }
+                Err(_) => {
+                    warn!(lease = %self.name, timeout = ?self.timing.retry_period, "the API server did not answer about the leader Lease in time");
                     still_leading(last_renewal, Instant::now(), self.timing.renew_deadline)
                 }
             };
@@ -258,6 +267,43 @@ impl LeaseLock {
         let _ = tx.send(false);
         if let Err(e) = self.release().await {
             warn!(lease = %self.name, error = %e, "cannot release the leader Lease");
+        }
+    }
+}
+
+/// Whether this replica may act on clusters: always when it runs without a
+/// Lease, else only while it holds the Lease. Every reconcile runs under it
+/// and stops at its next await the moment the mandate is lost, so a replica
+/// that lost the Lease never runs a `reconfig` or deletes a pod after
+/// another replica may have taken over.
+#[derive(Debug, Clone)]
+pub struct Mandate(Option<watch::Receiver<bool>>);
+
+impl Mandate {
+    /// A replica that runs alone, without a Lease.
+    pub fn always() -> Mandate {
+        Mandate(None)
+    }
+
+    /// A replica that acts while `leading` says it holds the Lease.
+    pub fn while_leading(leading: watch::Receiver<bool>) -> Mandate {
+        Mandate(Some(leading))
+    }
+
+    /// Whether this replica may act now.
+    pub fn held(&self) -> bool {
+        self.0.as_ref().is_none_or(|leading| *leading.borrow())
+    }
+
+    /// Resolves once this replica may no longer act (at once if it may not
+    /// now); never without a Lease. An elector that ended leads nothing.
+    pub async fn lost(&self) {
+        match &self.0 {
+            None => std::future::pending().await,
+            Some(leading) => {
+                let mut leading = leading.clone();
+                let _ = leading.wait_for(|leading| !*leading).await;
+            }
         }
     }
 }
@@ -354,5 +400,27 @@ mod tests {
             timing.renew_deadline
         ));
         assert!(!still_leading(None, t0, timing.renew_deadline));
+    }
+
+    #[tokio::test]
+    async fn a_mandate_is_lost_when_leading_ends_or_the_elector_goes() {
+        let alone = Mandate::always();
+        assert!(alone.held());
+        let never = tokio::time::timeout(Duration::from_millis(50), alone.lost()).await;
+        assert!(never.is_err(), "a replica without a Lease never loses it");
+
+        let (tx, rx) = watch::channel(true);
+        let mandate = Mandate::while_leading(rx);
+        assert!(mandate.held());
+        let still = tokio::time::timeout(Duration::from_millis(50), mandate.lost()).await;
+        assert!(still.is_err(), "held while leading");
+        tx.send(false).unwrap();
+        assert!(!mandate.held());
+        mandate.lost().await;
+
+        let (tx, rx) = watch::channel(true);
+        let mandate = Mandate::while_leading(rx);
+        drop(tx);
+        mandate.lost().await;
     }
 }

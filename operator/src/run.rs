@@ -16,7 +16,7 @@ use crate::api_requests::CountRequests;
 use crate::cluster::Defaults;
 use crate::controller::{self, Context, Scope};
 use crate::crd::ZookeeperCluster;
-use crate::leader::{self, LeaseLock, Timing};
+use crate::leader::{self, LeaseLock, Mandate, Timing};
 use crate::metrics::{self, Metrics};
 
 /// How the operator runs.
@@ -124,16 +124,16 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     ));
 
     let identity = leader::identity();
-    let ctx = Arc::new(Context::new(
+    let ctx = Context::new(
         client.clone(),
         options.defaults.clone(),
         metrics.clone(),
         Some(identity.clone()),
-    ));
+    );
     match &options.lease {
         None => {
             metrics.leader.set(1);
-            controller::run(ctx, options.scope.clone(), stopped()).await;
+            controller::run(Arc::new(ctx), options.scope.clone(), stopped()).await;
         }
         Some(lease) => {
             let namespace = lease
@@ -149,6 +149,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
                 Timing::default(),
             );
             let (leading_tx, leading_rx) = watch::channel(false);
+            let ctx = Arc::new(ctx.with_mandate(Mandate::while_leading(leading_rx.clone())));
             let elector = tokio::spawn(lock.run(leading_tx, stopped()));
             lead_while_elected(ctx, &options.scope, leading_rx, stop_rx, stopped).await;
             let _ = elector.await;

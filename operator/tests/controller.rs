@@ -1,7 +1,8 @@
 //! The reconcile loop against the in-memory API server (tests/support):
 //! a new cluster, an unchanged one, drift, an invalid spec, a deleted
-//! cluster, a failing API server, sidecars that report a leader, and the
-//! whole Controller with its watches.
+//! cluster, a failing API server, sidecars that report a leader, a replica
+//! that loses the leader Lease mid-reconcile, and the whole Controller with
+//! its watches.
 
 mod support;
 
@@ -22,6 +23,7 @@ use zk_ensemble::messages;
 use zk_operator::cluster::{self, Defaults};
 use zk_operator::controller::{self, Context, Error, Scope};
 use zk_operator::crd::ZookeeperCluster;
+use zk_operator::leader::Mandate;
 use zk_operator::metrics::Metrics;
 use zk_operator::test_support::Cluster;
 use zk_testkit::eventually;
@@ -36,6 +38,10 @@ fn context(client: kube::Client) -> Arc<Context> {
 }
 
 fn context_with(client: kube::Client, admin: FakeAdmin) -> Arc<Context> {
+    context_under(client, admin, Mandate::always())
+}
+
+fn context_under(client: kube::Client, admin: FakeAdmin, mandate: Mandate) -> Arc<Context> {
     let metrics = Metrics::register(&mut Registry::default());
     Arc::new(
         Context::new(
@@ -44,7 +50,8 @@ fn context_with(client: kube::Client, admin: FakeAdmin) -> Arc<Context> {
             metrics,
             Some("zk-operator-0".into()),
         )
-        .with_admin(Arc::new(admin)),
+        .with_admin(Arc::new(admin))
+        .with_mandate(mandate),
     )
 }
 
@@ -997,4 +1004,68 @@ async fn a_transient_apply_failure_is_still_an_error() {
     let err = reconcile(&cluster, &ctx).await.unwrap_err();
     assert_eq!(err.category(), "apply");
     assert!(stored(&fake).status.is_none(), "no status written");
+}
+
+#[tokio::test]
+async fn a_reconcile_stops_where_it_is_when_the_lease_is_lost_and_none_starts_without_it() {
+    let (leading_tx, leading) = tokio::sync::watch::channel(true);
+    let three = Cluster::test().replicas(3).build();
+    let (fake, client) = FakeApi::start();
+    fake.insert(CLUSTER, serde_json::to_value(&three).unwrap());
+    let admin = FakeAdmin::committed(&[1, 2, 3]);
+    let ctx = context_under(client, admin.clone(), Mandate::while_leading(leading));
+    reconcile(&three, &ctx).await.unwrap();
+    let five = Cluster::test().replicas(5).generation(2).build();
+    fake.insert(CLUSTER, serde_json::to_value(&five).unwrap());
+    voters(&fake, &five, &[1, 2, 3], 2, &[]).await;
+    reconcile(&five, &ctx).await.unwrap();
+    assert_eq!(voter_replicas(&fake), 4, "myid 4 is starting");
+
+    // Myid 4 has synced: the next reconcile asks the ensemble to add it,
+    // and the ensemble does not answer yet.
+    voters(&fake, &five, &[4], 2, &[]).await;
+    admin.stall();
+    let in_flight = tokio::spawn(controller::reconcile(Arc::new(five.clone()), ctx.clone()));
+    eventually(
+        "the reconcile to wait on the ensemble",
+        Duration::from_secs(5),
+        || {
+            let log = admin.log();
+            async move {
+                log.iter()
+                    .any(|l| l.starts_with("stalled"))
+                    .then_some(())
+                    .ok_or(format!("{log:?}"))
+            }
+        },
+    )
+    .await;
+    let written = writes(&fake.log());
+
+    // The Lease is lost: the reconcile ends at once, and nothing more is
+    // asked of the ensemble or written to the API server.
+    leading_tx.send(false).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), in_flight)
+        .await
+        .expect("the reconcile went on after the Lease was lost")
+        .unwrap();
+    assert_eq!(ended.unwrap(), Action::await_change());
+    let asked = admin.log();
+    assert_eq!(
+        asked.iter().filter(|l| l.starts_with("stalled")).count(),
+        1,
+        "{asked:?}"
+    );
+    assert_eq!(
+        writes(&fake.log()),
+        written,
+        "written after the Lease was lost"
+    );
+
+    // Without the Lease a reconcile does not start: no request at all.
+    fake.clear_log();
+    let idle = reconcile(&five, &ctx).await.unwrap();
+    assert_eq!(idle, Action::await_change());
+    assert!(fake.log().is_empty(), "{:?}", writes(&fake.log()));
+    assert_eq!(admin.log(), asked);
 }

@@ -35,6 +35,7 @@ pub use watched::Unreadable;
 use crate::build::{FIELD_MANAGER, labels};
 use crate::cluster::Defaults;
 use crate::crd::ZookeeperCluster;
+use crate::leader::Mandate;
 use crate::metrics::Metrics;
 use crate::reconfig::{EnsembleAdmin, ZkAdmin};
 use crate::sidecar_client::SidecarClient;
@@ -48,6 +49,8 @@ pub struct Context {
     pub sidecars: SidecarClient,
     /// Reads and changes ensembles' membership (`reconfig`).
     pub admin: Arc<dyn EnsembleAdmin>,
+    /// Whether this replica may act; a reconcile stops when it is lost.
+    pub mandate: Mandate,
     /// Consecutive failures per cluster, for the back-off.
     failures: Mutex<HashMap<ObjectRef<ZookeeperCluster>, u32>>,
 }
@@ -71,6 +74,7 @@ impl Context {
             metrics,
             sidecars: SidecarClient::new(),
             admin: Arc::new(ZkAdmin::new()),
+            mandate: Mandate::always(),
             failures: Mutex::default(),
         }
     }
@@ -79,6 +83,13 @@ impl Context {
     /// recording fake).
     pub fn with_admin(mut self, admin: Arc<dyn EnsembleAdmin>) -> Context {
         self.admin = admin;
+        self
+    }
+
+    /// The same context acting only while `mandate` holds (the operator
+    /// with a leader Lease).
+    pub fn with_mandate(mut self, mandate: Mandate) -> Context {
+        self.mandate = mandate;
         self
     }
 
@@ -99,10 +110,20 @@ impl Context {
     }
 }
 
-/// Reconciles one cluster, counting and timing it.
+/// Reconciles one cluster, counting and timing it. The reconcile stops at
+/// its next await once the mandate is lost (or does not start without
+/// one): the replica that now holds the Lease reconciles the cluster from
+/// what it reads, and this one must not act beside it.
 pub async fn reconcile(cluster: Arc<ZookeeperCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started();
-    let result = reconcile_cluster(&cluster, &ctx).await;
+    let result = tokio::select! {
+        biased;
+        () = ctx.mandate.lost() => {
+            warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "the leader Lease is lost: the reconcile stops here");
+            return Ok(Action::await_change());
+        }
+        result = reconcile_cluster(&cluster, &ctx) => result,
+    };
     if result.is_ok() {
         ctx.succeeded(&ObjectRef::from(cluster.as_ref()));
     }
@@ -253,7 +274,8 @@ where
 }
 
 /// Runs the controller until `shutdown` resolves; reconciles in flight then
-/// finish before it returns.
+/// finish before it returns, unless the mandate was lost (then they have
+/// already stopped, see [`reconcile`]).
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,

@@ -14,6 +14,8 @@ use zk_operator::reconfig::{EnsembleAdmin, Reconfig, ReconfigError, Target};
 struct State {
     committed: Option<Membership>,
     log: Vec<String>,
+    /// Reads and reconfigs never answer (an ensemble that hangs).
+    stalled: bool,
 }
 
 #[derive(Clone, Default)]
@@ -48,6 +50,12 @@ impl FakeAdmin {
         });
     }
 
+    /// From now on no read or reconfig answers; each one asked is logged
+    /// as `stalled read` or `stalled reconfig`.
+    pub fn stall(&self) {
+        self.state.lock().unwrap().stalled = true;
+    }
+
     /// The committed servers' myids.
     pub fn servers(&self) -> Vec<u8> {
         let state = self.state.lock().unwrap();
@@ -69,7 +77,12 @@ impl EnsembleAdmin for FakeAdmin {
         &'a self,
         _target: &'a Target,
     ) -> BoxFuture<'a, Result<Membership, ReconfigError>> {
-        let committed = self.state.lock().unwrap().committed.clone();
+        let mut state = self.state.lock().unwrap();
+        if state.stalled {
+            state.log.push("stalled read".to_owned());
+            return Box::pin(std::future::pending());
+        }
+        let committed = state.committed.clone();
         Box::pin(async move { committed.ok_or(ReconfigError::NoMembers) })
     }
 
@@ -79,6 +92,10 @@ impl EnsembleAdmin for FakeAdmin {
         change: &'a Reconfig,
     ) -> BoxFuture<'a, Result<Membership, ReconfigError>> {
         let mut state = self.state.lock().unwrap();
+        if state.stalled {
+            state.log.push("stalled reconfig".to_owned());
+            return Box::pin(std::future::pending());
+        }
         let result = match state.committed.as_mut() {
             None => Err(ReconfigError::NoMembers),
             Some(committed) => {
