@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use zk_ensemble::{MemberState, Myid};
+use zk_ensemble::Myid;
 
 use super::backend::{Launcher, LocalEnsemble};
 use super::error::{LocalError, PortInUse};
@@ -239,9 +239,8 @@ impl Cli {
         let view = loop {
             ensemble.exited(&[myid])?;
             let view = read_view_with(&ensemble, &client).await;
-            let own = view.member(myid);
-            let state = own.and_then(|m| m.state);
-            if state.is_some_and(MemberState::is_settled) && own.and_then(|m| m.leader).is_some() {
+            let state = view.member(myid).and_then(|m| m.state);
+            if view.rejoined(myid) {
                 break view;
             }
             if Instant::now() >= deadline {

@@ -221,12 +221,27 @@ impl LocalView {
                 .members
                 .iter()
                 .filter(|m| m.server.process == "running")
-                .all(|m| {
-                    m.state.is_some_and(MemberState::is_settled)
-                        && m.serving == Some(true)
-                        && m.leader == self.leader
-                        && m.peer_epoch == self.peer_epoch
-                })
+                .all(|m| self.agrees(m))
+    }
+
+    /// Whether member `myid` has rejoined: a quorum-backed leader is known
+    /// and the member serves clients, is settled, and reports that leader in
+    /// its epoch. A restarted member's sidecar can still hold the vote from
+    /// before the crash (`LEADING`, the old epoch) until the server speaks
+    /// again; that is not a rejoin.
+    pub fn rejoined(&self, myid: Myid) -> bool {
+        self.leader.is_some() && self.member(myid).is_some_and(|m| self.agrees(m))
+    }
+
+    /// Whether a member is settled, serving, and follows (or is) the
+    /// quorum-backed leader in its epoch.
+    fn agrees(&self, m: &MemberView) -> bool {
+        let leads = m.state == Some(MemberState::Leading);
+        m.state.is_some_and(MemberState::is_settled)
+            && m.serving == Some(true)
+            && m.leader == self.leader
+            && m.peer_epoch == self.peer_epoch
+            && leads == (self.leader == Some(m.myid))
     }
 
     /// A member's view by myid.
@@ -378,6 +393,51 @@ zk-2    3     voter  LEADING    3       1      127.0.0.4:2181  http://127.0.0.4:
             view.headline(),
             "zk: leader zk-1 (myid 2) in peer epoch 2; 2 of 3 voters serving"
         );
+    }
+
+    #[test]
+    fn a_restarted_member_has_rejoined_only_when_it_serves_under_the_new_leader() {
+        let processes = (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        let leader_two = |own: SidecarStatus| {
+            BTreeMap::from([
+                (id(1), Ok(status(1, MemberState::Following, Some(2), 2))),
+                (id(2), Ok(status(2, MemberState::Leading, Some(2), 2))),
+                (id(3), Ok(own)),
+            ])
+        };
+        let mut pre_crash = status(3, MemberState::Leading, Some(2), 2);
+        pre_crash.serving = Some(false);
+        let mut syncing = status(3, MemberState::Following, Some(2), 2);
+        syncing.serving = Some(false);
+        let cases = [
+            (
+                "follows the new leader and serves",
+                status(3, MemberState::Following, Some(2), 2),
+                true,
+            ),
+            ("the vote from before the crash", pre_crash, false),
+            ("still syncing", syncing, false),
+            (
+                "still looking",
+                status(3, MemberState::Looking, None, 2),
+                false,
+            ),
+            (
+                "an older epoch",
+                status(3, MemberState::Following, Some(2), 1),
+                false,
+            ),
+            (
+                "claims to lead beside the leader",
+                status(3, MemberState::Leading, Some(2), 2),
+                false,
+            ),
+        ];
+        for (case, own, want) in cases {
+            let view = view(&state(), &processes, &leader_two(own));
+            assert_eq!(view.leader, Some(2), "{case}");
+            assert_eq!(view.rejoined(id(3)), want, "{case}");
+        }
     }
 
     #[test]
