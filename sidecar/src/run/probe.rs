@@ -26,6 +26,13 @@ const TIMEOUT: Duration = Duration::from_millis(500);
 const FAST_INTERVAL: Duration = Duration::from_millis(100);
 /// `mntr` is asked at most this often (it only feeds metrics).
 const MNTR_EVERY: Duration = Duration::from_secs(5);
+/// How long a serving verdict stands while `srvr` is only late (a time-out,
+/// not a refusal or a "not serving"). A JVM paused by a collection, or a
+/// node whose CPU is taken, is slow, not down: readiness that fell on one
+/// late answer took every member of a three-member ensemble out of its
+/// Service at once on a busy two-core node, and clients lost their
+/// connections for nothing.
+const SLOW_GRACE: Duration = Duration::from_secs(3);
 
 /// How the watcher's driver steers the probe.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +53,18 @@ pub(crate) struct Probe {
     pub(crate) local: watch::Sender<Option<LocalServer>>,
 }
 
+/// The verdict to keep instead of a late answer: the last serving one
+/// (with when it was seen), while it is younger than [`SLOW_GRACE`].
+fn held(
+    late: bool,
+    last_serving: Option<&(Instant, SrvrOutcome)>,
+    now: Instant,
+) -> Option<(Instant, SrvrOutcome)> {
+    last_serving
+        .filter(|(at, _)| late && now.saturating_duration_since(*at) < SLOW_GRACE)
+        .cloned()
+}
+
 fn outcome(result: Result<zk_process::Srvr, FourLetterError>) -> SrvrOutcome {
     match result {
         Ok(srvr) => SrvrOutcome::Serving(srvr),
@@ -59,9 +78,23 @@ impl Probe {
         let mut last_ruok: Option<Instant> = None;
         let mut last_mntr: Option<Instant> = None;
         let mut last_local: Option<LocalServer> = None;
+        let mut last_serving: Option<(Instant, SrvrOutcome)> = None;
         loop {
-            let srvr = outcome(fourlw::srvr(self.addr, TIMEOUT).await);
+            let asked = fourlw::srvr(self.addr, TIMEOUT).await;
             let now = Instant::now();
+            let late = matches!(asked, Err(FourLetterError::Timeout { .. }));
+            let fresh = outcome(asked);
+            let failed = !matches!(fresh, SrvrOutcome::Serving(_));
+            let (at, srvr) = match held(late, last_serving.as_ref(), now) {
+                Some(kept) => {
+                    tracing::debug!(?fresh, "`srvr` was late: the serving verdict stands");
+                    kept
+                }
+                None => {
+                    last_serving = (!failed).then(|| (now, fresh.clone()));
+                    (now, fresh)
+                }
+            };
             let ruok = if last_ruok.is_none_or(|at| now - at >= self.interval) {
                 last_ruok = Some(now);
                 Some(fourlw::ruok(self.addr, TIMEOUT).await)
@@ -76,7 +109,7 @@ impl Probe {
                 None
             };
             let local = srvr.local_server();
-            self.record(&srvr, ruok, mntr);
+            self.record(at, &srvr, failed, ruok, mntr);
             if last_local != Some(local) {
                 match &srvr {
                     SrvrOutcome::Serving(s) => {
@@ -108,14 +141,18 @@ impl Probe {
         }
     }
 
+    /// Records the verdict `srvr`, seen at `at`; `failed` counts a `srvr`
+    /// that failed now even when an earlier verdict stands.
     fn record(
         &self,
+        at: Instant,
         srvr: &SrvrOutcome,
+        failed: bool,
         ruok: Option<Result<(), FourLetterError>>,
         mntr: Option<Result<std::collections::BTreeMap<String, String>, FourLetterError>>,
     ) {
         let now = Instant::now();
-        if let SrvrOutcome::Failed(_) | SrvrOutcome::NotServing = srvr {
+        if failed {
             self.metrics.probe_failed("srvr");
         }
         match &ruok {
@@ -132,7 +169,7 @@ impl Probe {
             None => {}
         }
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.local.srvr = Some((now, srvr.clone()));
+        shared.local.srvr = Some((at, srvr.clone()));
         match ruok {
             Some(Ok(())) => {
                 shared.local.imok_at = Some(now);
@@ -142,5 +179,50 @@ impl Probe {
             None => {}
         }
         shared.probe_beat = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_answer_keeps_a_recent_serving_verdict_and_nothing_else_does() {
+        let t0 = Instant::now();
+        // `held` looks only at the time; the outcome stands in for a
+        // serving one.
+        let serving = (t0, SrvrOutcome::Failed("stand-in".into()));
+        let cases = [
+            (
+                "late, serving seen 1 s ago",
+                true,
+                Some(&serving),
+                t0 + Duration::from_secs(1),
+                true,
+            ),
+            (
+                "late, serving seen 3 s ago",
+                true,
+                Some(&serving),
+                t0 + SLOW_GRACE,
+                false,
+            ),
+            ("late, never serving", true, None, t0, false),
+            (
+                "refused or not serving",
+                false,
+                Some(&serving),
+                t0 + Duration::from_millis(10),
+                false,
+            ),
+        ];
+        for (case, late, last, now, kept) in cases {
+            assert_eq!(held(late, last, now).is_some(), kept, "{case}");
+        }
+        assert_eq!(
+            held(true, Some(&serving), t0).map(|(at, _)| at),
+            Some(t0),
+            "when it was seen"
+        );
     }
 }
