@@ -146,6 +146,34 @@ pub fn voters_agree(
     Ok(())
 }
 
+/// The voter sets one sidecar reported over a change, in order: each set
+/// must differ from the one before by exactly one voter — a `reconfig`
+/// adds or removes one member at a time. Repeats and empty sets (no
+/// committed config known while a reconfig reconnects) are skipped.
+/// Returns the distinct sets.
+pub fn one_voter_at_a_time(seen: &[Vec<u64>]) -> Result<Vec<Vec<u64>>, String> {
+    let mut steps: Vec<Vec<u64>> = Vec::new();
+    for set in seen.iter().filter(|s| !s.is_empty()) {
+        let mut set = set.clone();
+        set.sort_unstable();
+        set.dedup();
+        if steps.last() == Some(&set) {
+            continue;
+        }
+        if let Some(last) = steps.last() {
+            let added = set.iter().filter(|v| !last.contains(v)).count();
+            let removed = last.iter().filter(|v| !set.contains(v)).count();
+            if added + removed != 1 {
+                return Err(format!(
+                    "the voters went from {last:?} to {set:?}: not one member at a time (all seen: {steps:?})"
+                ));
+            }
+        }
+        steps.push(set);
+    }
+    Ok(steps)
+}
+
 /// One write attempt of the writer pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
@@ -544,5 +572,41 @@ mod tests {
         );
         assert_eq!(scraped_leader("HTTP/1.0 200 OK\r\n\r\n# nothing\n"), None);
         assert_eq!(scraped_leader(""), None);
+    }
+
+    #[test]
+    fn voters_change_one_member_at_a_time() {
+        let ok = |seen: &[&[u64]]| {
+            let seen: Vec<Vec<u64>> = seen.iter().map(|s| s.to_vec()).collect();
+            one_voter_at_a_time(&seen)
+        };
+        assert_eq!(
+            ok(&[
+                &[1, 2, 3],
+                &[1, 2, 3],
+                &[],
+                &[3, 2, 1, 4],
+                &[1, 2, 3, 4, 5],
+                &[1, 2, 3, 4],
+                &[1, 2, 3]
+            ]),
+            Ok(vec![
+                vec![1, 2, 3],
+                vec![1, 2, 3, 4],
+                vec![1, 2, 3, 4, 5],
+                vec![1, 2, 3, 4],
+                vec![1, 2, 3]
+            ])
+        );
+        assert_eq!(ok(&[]), Ok(vec![]));
+        let two_at_once = ok(&[&[1, 2, 3], &[1, 2, 3, 4, 5]]).unwrap_err();
+        assert!(
+            two_at_once.contains("from [1, 2, 3] to [1, 2, 3, 4, 5]"),
+            "{two_at_once}"
+        );
+        assert!(
+            ok(&[&[1, 2, 3], &[1, 2, 4]]).is_err(),
+            "a swap is two changes"
+        );
     }
 }

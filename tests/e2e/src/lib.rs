@@ -14,6 +14,8 @@
 //!   do the role labels match, were acknowledged writes lost;
 //! - [`member`]: what ZooKeeper says inside a member pod (`srvr` through
 //!   `kubectl exec`);
+//! - [`operator`]: the operator replicas — who holds the leader Lease, and
+//!   killing one as a crash would;
 //! - [`sidecar`]: a member's `/v1/status`, read through the API server's pod
 //!   proxy (the sidecar image is distroless: nothing to exec);
 //! - [`zkcli`]: a real ZooKeeper client in the cluster — `zkCli.sh` of the
@@ -28,6 +30,7 @@ pub mod checks;
 pub mod cluster;
 pub mod examples;
 pub mod member;
+pub mod operator;
 pub mod poll;
 pub mod scenario;
 pub mod sidecar;

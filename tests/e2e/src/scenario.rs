@@ -5,6 +5,7 @@
 //! subresource, and delete the cluster.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -331,6 +332,32 @@ impl Scenario {
         Ok(after)
     }
 
+    /// Samples the voters that `pod`'s sidecar sees (from the newest
+    /// committed config) every half second, keeping each change; a read
+    /// that fails is skipped. The pod must stay through the change.
+    pub fn watch_voters(&self, pod: &str) -> VoterWatch {
+        let seen: Arc<Mutex<Vec<Vec<u64>>>> = Arc::default();
+        let (client, namespace, pod) =
+            (self.client.clone(), self.namespace.clone(), pod.to_owned());
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(status) = sidecar::status(&client, &namespace, &pod).await {
+                    let mut voters = status.quorum.voters.clone();
+                    voters.sort_unstable();
+                    let mut seen = sink
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if seen.last() != Some(&voters) {
+                        seen.push(voters);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        VoterWatch { seen, task }
+    }
+
     /// `kubectl scale zk/NAME --replicas=N`: a merge patch of the scale
     /// subresource.
     pub async fn scale(&self, replicas: i32) -> kube::Result<Scale> {
@@ -634,6 +661,29 @@ impl Scenario {
             }
         })
         .await
+    }
+}
+
+/// What one member's sidecar said the voters were, sampled every half
+/// second from [`Scenario::watch_voters`] until [`VoterWatch::stop`].
+pub struct VoterWatch {
+    seen: Arc<Mutex<Vec<Vec<u64>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl VoterWatch {
+    /// The voter sets seen so far (only the changes).
+    pub fn seen(&self) -> Vec<Vec<u64>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops sampling; the voter sets seen.
+    pub fn stop(self) -> Vec<Vec<u64>> {
+        self.task.abort();
+        self.seen()
     }
 }
 

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use kube::api::{Patch, PatchParams};
-use zk_e2e::checks::{longest_gap, lost_writes, parse_write_log};
+use zk_e2e::checks::{self, longest_gap, lost_writes, parse_write_log};
 use zk_e2e::examples::{self, ClusterSetting, FULL, MINIMAL, fit_for_cluster};
 use zk_e2e::poll::{self, note};
 use zk_e2e::scenario::{
     FIRST_HEALTHY, SCALE, SETTLE, Scenario, cleanup_namespace, fresh_namespace, refusal,
 };
 use zk_e2e::zkcli::now_ms;
-use zk_e2e::{Error, Result, cluster, ensure};
+use zk_e2e::{Error, Result, cluster, ensure, operator};
 use zk_ensemble::Role;
 use zk_ensemble::identity::{self, Myid};
 use zk_ensemble::messages::REPLICAS_ODD;
@@ -148,7 +148,8 @@ async fn full_example_with_observers_survives_the_loss_of_its_leader() -> Result
 
 #[tokio::test]
 #[ignore = "needs the cluster of tests/e2e/run"]
-async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3() -> Result<()> {
+async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3_through_an_operator_crash()
+-> Result<()> {
     let started = Instant::now();
     let client = cluster::connect().await?;
     let cluster = fit_for_cluster(MINIMAL.cluster()?, &setting("zk-e2e-minimal"));
@@ -170,17 +171,68 @@ async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3() -> R
         s.zk.start_writer(WRITES, Duration::from_secs(30 * 60))
             .await?;
     writer.wait_for_acks(3, 0).await?;
+    let first_voter = Myid::for_ordinal(Role::Voter, 0).map_err(|e| Error::Check(e.to_string()))?;
+    let voters = s.watch_voters(&identity::pod_name(&s.name, first_voter));
     let from = now_ms();
     let scaled = s.scale(5).await?;
     ensure(
         scaled.spec.and_then(|spec| spec.replicas) == Some(5),
         || "the scale subresource did not take replicas 5".to_owned(),
     )?;
+
+    // Halfway, once the ensemble has taken its fourth voter, the operator
+    // replica that holds the Lease is killed as a crash would (SIGKILL: no
+    // release, nothing finished). Whoever holds the Lease next finishes
+    // the change from what it reads, one member at a time.
+    poll::until(started, "the fourth voter to join", SCALE, || async {
+        match voters.seen().last() {
+            Some(last) if last.len() >= 4 => Ok(()),
+            last => Err(format!("voters {last:?}")),
+        }
+    })
+    .await?;
+    let holder = operator::lease_holder(&client)
+        .await?
+        .ok_or_else(|| Error::Check("no operator replica holds the Lease".to_owned()))?;
+    let pods = operator::pods(&client).await?;
+    let restarts_before: Vec<(Option<String>, i32)> = pods
+        .iter()
+        .map(|p| (p.metadata.name.clone(), operator::restarts(p)))
+        .collect();
+    operator::kill(&client, &holder).await?;
+    note(
+        started,
+        format!(
+            "killed the operator replica {holder} (it held the Lease) with voters {:?}",
+            voters.seen().last()
+        ),
+    );
     s.wait_healthy(5, 0, SCALE, |_| Ok(())).await?;
+    let now_holding = operator::lease_holder(&client).await?;
+    let restarted: Vec<(Option<String>, i32)> = operator::pods(&client)
+        .await?
+        .iter()
+        .map(|p| (p.metadata.name.clone(), operator::restarts(p)))
+        .collect();
+    note(
+        started,
+        format!(
+            "the change was finished under the Lease of {now_holding:?}; operator restarts before {restarts_before:?}, after {restarted:?}"
+        ),
+    );
+    ensure(restarted != restarts_before, || {
+        format!("the kill of {holder} left the operator pods as they were: {restarted:?}")
+    })?;
     s.zk.expect_data(MARKER, &marker).await?;
     s.scale(3).await?;
     s.wait_healthy(3, 0, SCALE, |_| Ok(())).await?;
     let to = now_ms();
+    let steps = checks::one_voter_at_a_time(&voters.stop()).map_err(Error::Check)?;
+    note(started, format!("the voters went {steps:?}"));
+    ensure(
+        steps.first().map(Vec::len) == Some(3) && steps.len() == 5,
+        || format!("the voters went {steps:?}, not 3 → 4 → 5 → 4 → 3"),
+    )?;
     writer.wait_for_acks(3, to).await?;
     let log = parse_write_log(&writer.log().await?);
     writer.stop().await?;

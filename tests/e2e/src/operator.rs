@@ -1,0 +1,113 @@
+//! The operator replicas the chart runs: which one holds the leader Lease,
+//! and killing one as a crash would — SIGKILL, so it neither releases the
+//! Lease nor finishes what it was doing.
+//!
+//! The kill comes from the node, not from inside the pod: there the
+//! operator is PID 1 of its PID namespace, and the kernel drops a SIGKILL
+//! sent to a namespace's init from within it. The process is found by the
+//! pod's UID in its cgroup. On this machine's cluster the node is this
+//! machine (the suite runs as root, as the cluster script does); on kind the
+//! same script runs in the node's container, through the command
+//! [`ENV_NODE_EXEC`] names.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use tokio::process::Command;
+
+use crate::{Error, Result, cluster};
+
+/// A command that runs its arguments on the node (`docker exec
+/// zookube-e2e-control-plane` for kind); unset, they run here.
+pub const ENV_NODE_EXEC: &str = "ZOOKUBE_E2E_NODE_EXEC";
+
+/// The chart's operator pods.
+const SELECTOR: &str = "app.kubernetes.io/name=zk-operator";
+
+/// Kills (SIGKILL) every `zk-operator` process in the pod whose UID is `$1`
+/// and prints how many. Kubernetes names a pod's cgroup after its UID, with
+/// `_` for `-` under the systemd driver.
+const KILL_SCRIPT: &str = r#"uid=$1; alt=$(echo "$uid" | tr - _); n=0
+for d in /proc/[0-9]*; do
+  [ "$(cat "$d/comm" 2>/dev/null)" = zk-operator ] || continue
+  if grep -q -e "pod$uid" -e "pod$alt" "$d/cgroup" 2>/dev/null; then
+    kill -9 "${d#/proc/}" && n=$((n + 1))
+  fi
+done
+echo "$n""#;
+
+/// The operator replicas' pods.
+pub async fn pods(client: &kube::Client) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &cluster::operator_namespace());
+    Ok(api
+        .list(&ListParams::default().labels(SELECTOR))
+        .await?
+        .items)
+}
+
+/// The name of the leader Lease, as the operator's pod spec gives it.
+fn lease_name(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter_map(|p| p.spec.as_ref())
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.env.iter().flatten())
+        .find(|e| e.name == "ZOOKUBE_LEASE_NAME")
+        .and_then(|e| e.value.clone())
+}
+
+/// Who holds the leader Lease now (a pod name), if anyone.
+pub async fn lease_holder(client: &kube::Client) -> Result<Option<String>> {
+    let pods = pods(client).await?;
+    let name = lease_name(&pods).ok_or_else(|| {
+        Error::Check("no operator pod names its leader Lease (ZOOKUBE_LEASE_NAME)".to_owned())
+    })?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &cluster::operator_namespace());
+    Ok(leases
+        .get(&name)
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty()))
+}
+
+/// How many times the operator container of `pod` has been restarted.
+pub fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == "operator"))
+        .map_or(0, |c| c.restart_count)
+}
+
+/// Kills the operator process of the pod `name` with SIGKILL.
+pub async fn kill(client: &kube::Client, name: &str) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &cluster::operator_namespace());
+    let uid = api
+        .get(name)
+        .await?
+        .metadata
+        .uid
+        .ok_or_else(|| Error::Check(format!("the pod {name} has no uid")))?;
+    let prefix: Vec<String> = std::env::var(ENV_NODE_EXEC)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut argv = prefix;
+    argv.extend(["sh", "-c", KILL_SCRIPT, "sh", &uid].map(str::to_owned));
+    let output = Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .await
+        .map_err(|e| Error::Check(format!("cannot run {:?}: {e}", argv[0])))?;
+    let killed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() && killed == "1" {
+        return Ok(());
+    }
+    Err(Error::Check(format!(
+        "killing the operator of {name} (uid {uid}) on its node killed {killed:?} processes, not 1 \
+         (the suite must run as root on the node's machine, or set {ENV_NODE_EXEC}): {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    )))
+}
