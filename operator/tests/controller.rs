@@ -449,6 +449,16 @@ async fn sidecars_report_the_leader_and_pods_get_their_role() {
     fake.clear_log();
     reconcile(&stored(&fake), &ctx).await.unwrap();
     assert_eq!(writes(&fake.log()), Vec::<String>::new());
+
+    // Nor when the watch has not yet delivered the status written: the
+    // cluster in hand is still the one without it.
+    fake.clear_log();
+    reconcile(&cluster, &ctx).await.unwrap();
+    assert_eq!(
+        writes(&fake.log()),
+        Vec::<String>::new(),
+        "from a stale cache"
+    );
 }
 
 #[tokio::test]

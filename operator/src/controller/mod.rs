@@ -34,7 +34,7 @@ pub use watched::Unreadable;
 
 use crate::build::{FIELD_MANAGER, labels};
 use crate::cluster::Defaults;
-use crate::crd::ZookeeperCluster;
+use crate::crd::{ZookeeperCluster, ZookeeperClusterStatus};
 use crate::leader::Mandate;
 use crate::metrics::Metrics;
 use crate::reconfig::{EnsembleAdmin, ZkAdmin};
@@ -53,6 +53,33 @@ pub struct Context {
     pub mandate: Mandate,
     /// Consecutive failures per cluster, for the back-off.
     failures: Mutex<HashMap<ObjectRef<ZookeeperCluster>, u32>>,
+    /// The status this replica last wrote for each cluster (see
+    /// [`newest_status`]). A deleted cluster's entry stays until the
+    /// replica restarts: one status, a few hundred bytes.
+    written: Mutex<HashMap<ObjectRef<ZookeeperCluster>, Written>>,
+}
+
+/// A status this replica wrote, and the `resourceVersion` of the cluster
+/// it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub based_on: Option<String>,
+    pub status: ZookeeperClusterStatus,
+}
+
+/// The status a reconcile starts from: the cluster's own, unless the
+/// cluster in hand is still the very version this replica wrote a status
+/// over — the watch has not delivered the write yet — and then the status
+/// written. Conditions and Events are decided by comparing with it, so a
+/// stale cache neither repeats an Event nor moves a transition time.
+pub fn newest_status<'a>(
+    cluster: &'a ZookeeperCluster,
+    written: Option<&'a Written>,
+) -> Option<&'a ZookeeperClusterStatus> {
+    match written {
+        Some(w) if w.based_on == cluster.metadata.resource_version => Some(&w.status),
+        _ => cluster.status.as_ref(),
+    }
 }
 
 impl Context {
@@ -76,6 +103,7 @@ impl Context {
             admin: Arc::new(ZkAdmin::new()),
             mandate: Mandate::always(),
             failures: Mutex::default(),
+            written: Mutex::default(),
         }
     }
 
@@ -100,6 +128,22 @@ impl Context {
         let before = *count;
         *count = count.saturating_add(1);
         before
+    }
+
+    /// The status last written for `cluster`, if any.
+    fn written(&self, cluster: &ObjectRef<ZookeeperCluster>) -> Option<Written> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .cloned()
+    }
+
+    fn remember(&self, cluster: ObjectRef<ZookeeperCluster>, written: Written) {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster, written);
     }
 
     fn succeeded(&self, cluster: &ObjectRef<ZookeeperCluster>) {
@@ -338,6 +382,53 @@ mod tests {
         assert!(note.len() <= 1003);
         assert!(note.ends_with('…'));
         assert_eq!(truncate_note("short".into()), "short");
+    }
+
+    #[test]
+    fn a_reconcile_starts_from_the_status_written_until_the_watch_delivers_it() {
+        let cluster = |rv: &str, epoch: Option<i64>| {
+            let mut c = crate::test_support::Cluster::test().build();
+            c.metadata.resource_version = Some(rv.to_owned());
+            c.status = Some(ZookeeperClusterStatus {
+                peer_epoch: epoch,
+                ..Default::default()
+            });
+            c
+        };
+        let written = Written {
+            based_on: Some("7".to_owned()),
+            status: ZookeeperClusterStatus {
+                peer_epoch: Some(3),
+                ..Default::default()
+            },
+        };
+        let epoch = |c: &ZookeeperCluster, w: Option<&Written>| {
+            newest_status(c, w).and_then(|s| s.peer_epoch)
+        };
+        let cases = [
+            (
+                "the cached version the status was written over",
+                cluster("7", None),
+                Some(&written),
+                Some(3),
+            ),
+            (
+                "a newer version, with the write",
+                cluster("8", Some(3)),
+                Some(&written),
+                Some(3),
+            ),
+            (
+                "a newer version, changed since",
+                cluster("9", Some(1)),
+                Some(&written),
+                Some(1),
+            ),
+            ("nothing written", cluster("7", None), None, None),
+        ];
+        for (case, c, w, want) in cases {
+            assert_eq!(epoch(&c, w), want, "{case}");
+        }
     }
 
     #[test]

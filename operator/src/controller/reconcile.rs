@@ -15,6 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,7 +40,8 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
-    let previous = cluster.status.as_ref();
+    let written = ctx.written(&ObjectRef::from(cluster));
+    let previous = super::newest_status(cluster, written.as_ref());
     let validated = match cluster::validate_with(cluster, &ctx.defaults) {
         Ok(validated) => validated,
         Err(invalid) => {
@@ -535,6 +537,13 @@ async fn write_status(
             cluster: name.clone(),
             source,
         })?;
+    ctx.remember(
+        ObjectRef::from(cluster),
+        super::Written {
+            based_on: cluster.metadata.resource_version.clone(),
+            status: status.clone(),
+        },
+    );
     for notice in status::notices(previous, status) {
         let (type_, reason, note) = match notice {
             Notice::LeaderElected(note) => (EventType::Normal, "LeaderElected", note),
