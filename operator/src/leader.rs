@@ -90,6 +90,20 @@ fn record(spec: Option<&LeaseSpec>) -> Record {
     })
 }
 
+/// `lease` renewed now by `identity`, taken over first when `acquire`.
+fn renewed(mut lease: Lease, identity: &str, acquire: bool, duration_seconds: i32) -> Lease {
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    let wall_now = MicroTime(Timestamp::now());
+    if acquire {
+        spec.holder_identity = Some(identity.to_owned());
+        spec.acquire_time = Some(wall_now.clone());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
+    }
+    spec.renew_time = Some(wall_now);
+    spec.lease_duration_seconds = Some(duration_seconds);
+    lease
+}
+
 /// One replica's view of the Lease.
 pub struct LeaseLock {
     api: Api<Lease>,
@@ -98,6 +112,10 @@ pub struct LeaseLock {
     timing: Timing,
     /// The last record seen, and when it was first seen like that.
     observed: Option<(Record, Instant)>,
+    /// The Lease as this replica last wrote it while holding it: a renewal
+    /// writes over it without reading first (the `resourceVersion` it
+    /// carries makes the API server refuse it if anyone wrote since).
+    held: Option<Lease>,
 }
 
 impl LeaseLock {
@@ -114,12 +132,26 @@ impl LeaseLock {
             identity: identity.to_owned(),
             timing,
             observed: None,
+            held: None,
         }
     }
 
     /// One round: creates, takes over or renews the Lease when this replica
     /// may. `Ok(true)` means this replica holds it now.
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        if let Some(held) = self.held.take() {
+            let now = Instant::now();
+            if self
+                .replace(
+                    renewed(held, &self.identity, false, self.duration_seconds()),
+                    now,
+                )
+                .await?
+            {
+                return Ok(true);
+            }
+            // Someone wrote it since: read it and decide again.
+        }
         let now = Instant::now();
         let Some(lease) = self.api.get_opt(&self.name).await? else {
             return self.create().await;
@@ -139,16 +171,8 @@ impl LeaseLock {
         if decision == Decision::Follow {
             return Ok(false);
         }
-        let mut next = lease;
-        let spec = next.spec.get_or_insert_with(LeaseSpec::default);
-        let wall_now = MicroTime(Timestamp::now());
-        if decision == Decision::Acquire {
-            spec.holder_identity = Some(self.identity.clone());
-            spec.acquire_time = Some(wall_now.clone());
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
-        }
-        spec.renew_time = Some(wall_now);
-        spec.lease_duration_seconds = Some(self.duration_seconds());
+        let acquire = decision == Decision::Acquire;
+        let next = renewed(lease, &self.identity, acquire, self.duration_seconds());
         self.replace(next, now).await
     }
 
@@ -171,6 +195,7 @@ impl LeaseLock {
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(created) => {
                 self.observed = Some((record(created.spec.as_ref()), Instant::now()));
+                self.held = Some(created);
                 Ok(true)
             }
             // Another replica created it first.
@@ -189,6 +214,7 @@ impl LeaseLock {
         {
             Ok(written) => {
                 self.observed = Some((record(written.spec.as_ref()), now));
+                self.held = Some(written);
                 Ok(true)
             }
             Err(e) if is_conflict(&e) => Ok(false),
@@ -199,6 +225,7 @@ impl LeaseLock {
     /// Gives the Lease up, so the other replica takes over at once instead
     /// of after the lease duration. Does nothing if someone else holds it.
     pub async fn release(&mut self) -> Result<(), kube::Error> {
+        self.held = None;
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             return Ok(());
         };

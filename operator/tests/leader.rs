@@ -68,6 +68,27 @@ async fn a_renewing_holder_keeps_the_lease() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_holder_renews_with_one_write_and_no_read() {
+    let (fake, client) = FakeApi::start();
+    let mut a = lock(&client, "a");
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    fake.clear_log();
+    for _ in 0..10 {
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(a.try_acquire_or_renew().await.unwrap(), "renewal");
+    }
+    let requests: Vec<_> = fake
+        .log()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(requests, vec![format!("PUT {LEASE}"); 10]);
+    let spec = lease(&fake).spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("a"));
+    assert_eq!(spec.lease_transitions, Some(0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_silent_holder_loses_the_lease_after_its_duration() {
     let (fake, client) = FakeApi::start();
     let (mut a, mut b) = (lock(&client, "a"), lock(&client, "b"));

@@ -5,8 +5,10 @@
 //! and retried with exponential back-off per cluster.
 
 mod apply;
+mod cache;
 mod error;
 mod reconcile;
+mod triggers;
 mod watched;
 
 use std::collections::HashMap;
@@ -14,20 +16,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{error, info, warn};
 
 pub use apply::{holds, up_to_date};
+use cache::{Cache, Caches};
 pub use error::Error;
 pub use reconcile::reconcile_cluster;
 pub use watched::Unreadable;
@@ -51,6 +50,8 @@ pub struct Context {
     pub admin: Arc<dyn EnsembleAdmin>,
     /// Whether this replica may act; a reconcile stops when it is lost.
     pub mandate: Mandate,
+    /// The children as the controller's watches hold them.
+    caches: Caches,
     /// Consecutive failures per cluster, for the back-off.
     failures: Mutex<HashMap<ObjectRef<ZookeeperCluster>, u32>>,
     /// The status this replica last wrote for each cluster (see
@@ -102,6 +103,7 @@ impl Context {
             sidecars: SidecarClient::new(),
             admin: Arc::new(ZkAdmin::new()),
             mandate: Mandate::always(),
+            caches: Caches::default(),
             failures: Mutex::default(),
             written: Mutex::default(),
         }
@@ -317,6 +319,30 @@ where
     }
 }
 
+/// A watch of one owned kind that also fills its cache (see [`cache`]).
+fn owned<K>(
+    client: &Client,
+    scope: &Scope,
+    config: &watcher::Config,
+    cache: &Cache<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    cache.attach(store);
+    watcher(api::<K>(client, scope), config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+}
+
 /// Runs the controller until `shutdown` resolves; reconciles in flight then
 /// finish before it returns, unless the mandate was lost (then they have
 /// already stopped, see [`reconcile`]).
@@ -339,20 +365,30 @@ pub async fn run(
         Scope::Cluster => Api::all_with(client.clone(), &watched::api_resource()),
         Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &watched::api_resource()),
     };
+    let caches = &ctx.caches;
+    let mut pod_triggers = triggers::PodTriggers::default();
+    let pods = watcher(api::<Pod>(&client, &scope), members)
+        .default_backoff()
+        .filter_map(move |event| {
+            std::future::ready(event.map(|e| pod_triggers.admit(e)).transpose())
+        });
     Controller::new_with(
         clusters,
         watcher::Config::default().any_semantic(),
         watched::api_resource(),
     )
     .with_config(ControllerConfig::default().debounce(Duration::from_millis(500)))
-    .owns(api::<ConfigMap>(&client, &scope), managed.clone())
-    .owns(api::<Service>(&client, &scope), managed.clone())
-    .owns(api::<StatefulSet>(&client, &scope), managed.clone())
-    .owns(api::<PodDisruptionBudget>(&client, &scope), managed.clone())
-    .owns(api::<NetworkPolicy>(&client, &scope), managed)
-    .watches(api::<Pod>(&client, &scope), members, |pod| {
-        pod_to_cluster(pod).map(ObjectRef::erase)
-    })
+    .owns_stream(owned(&client, &scope, &managed, &caches.config_maps))
+    .owns_stream(owned(&client, &scope, &managed, &caches.services))
+    .owns_stream(owned(&client, &scope, &managed, &caches.stateful_sets))
+    .owns_stream(owned(
+        &client,
+        &scope,
+        &managed,
+        &caches.pod_disruption_budgets,
+    ))
+    .owns_stream(owned(&client, &scope, &managed, &caches.network_policies))
+    .watches_stream(pods, |pod| pod_to_cluster(pod).map(ObjectRef::erase))
     .graceful_shutdown_on(shutdown)
     .run(reconcile_object, error_policy_object, ctx)
     .for_each(|result| async move {

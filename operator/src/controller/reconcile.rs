@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 use zk_ensemble::plan::{self, Desired};
 use zk_ensemble::{Role, identity};
 
+use super::cache::Cached;
 use super::{Context, Error, apply};
 use crate::build::{self, FIELD_MANAGER, labels};
 use crate::cluster::{self, ValidatedCluster};
@@ -93,48 +94,59 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
     let children = build::children(&validated);
     let mut refusals = Vec::new();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let config = applied(ensure(&config_maps, &children.config).await, &mut refusals)?;
+    let config = applied(
+        ensure(ctx, &config_maps, &children.config).await,
+        &mut refusals,
+    )?;
     applied(
-        ensure(&config_maps, &children.client_config).await,
+        ensure(ctx, &config_maps, &children.client_config).await,
         &mut refusals,
     )?;
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     applied(
-        ensure(&services, &children.headless_service).await,
+        ensure(ctx, &services, &children.headless_service).await,
         &mut refusals,
     )?;
     applied(
-        ensure(&services, &children.client_service).await,
+        ensure(ctx, &services, &children.client_service).await,
         &mut refusals,
     )?;
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     match &children.network_policy {
         Some(policy) => {
-            applied(ensure(&policies, policy).await, &mut refusals)?;
+            applied(ensure(ctx, &policies, policy).await, &mut refusals)?;
         }
         None => {
             let name = build::network_policy_name(&validated.name);
-            remove_owned(&policies, name, &validated, "networkPolicy disabled").await?;
+            remove_owned(ctx, &policies, name, &validated, "networkPolicy disabled").await?;
         }
     }
     if config {
         let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         applied(
-            ensure(&stateful_sets, &children.voters).await,
+            ensure(ctx, &stateful_sets, &children.voters).await,
             &mut refusals,
         )?;
         match &children.observers {
             Some(observers) => {
-                applied(ensure(&stateful_sets, observers).await, &mut refusals)?;
+                applied(ensure(ctx, &stateful_sets, observers).await, &mut refusals)?;
             }
             None => {
                 let name = build::stateful_set_name(&validated.name, Role::Observer);
-                remove_owned(&stateful_sets, name, &validated, "observers scaled to 0").await?;
+                remove_owned(
+                    ctx,
+                    &stateful_sets,
+                    name,
+                    &validated,
+                    "observers scaled to 0",
+                )
+                .await?;
             }
         }
     }
     applied(
         ensure::<PodDisruptionBudget>(
+            ctx,
             &Api::namespaced(client.clone(), &ns),
             &children.pod_disruption_budget,
         )
@@ -194,8 +206,24 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
 
 /// The super user's Secret: its password, after creating the Secret with a
 /// new random one when it does not exist. It is never rewritten: the
-/// servers run with the digest of the password it holds.
+/// servers run with the digest of the password it holds — so once read,
+/// this replica keeps the password (per cluster UID) and reads it no more.
 async fn ensure_super_secret(ctx: &Context, cluster: &ValidatedCluster) -> Result<String, Error> {
+    let uid = cluster.owner.as_ref().map(|owner| owner.uid.as_str());
+    if let Some(password) = uid.and_then(|uid| ctx.caches.password(uid)) {
+        return Ok(password);
+    }
+    let password = read_or_create_super_secret(ctx, cluster).await?;
+    if let Some(uid) = uid {
+        ctx.caches.remember_password(uid, &password);
+    }
+    Ok(password)
+}
+
+async fn read_or_create_super_secret(
+    ctx: &Context,
+    cluster: &ValidatedCluster,
+) -> Result<String, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &cluster.namespace);
     let name = build::super_secret_name(&cluster.name);
     let existing = api.get_opt(&name).await.map_err(|source| Error::Read {
@@ -236,11 +264,15 @@ async fn read_current(
         let api = stateful_sets.clone();
         let name = build::stateful_set_name(&cluster.name, role);
         async move {
-            let sts = api.get_opt(&name).await.map_err(|source| Error::Read {
-                kind: "StatefulSet".to_owned(),
-                name,
-                source,
-            })?;
+            let cache = &ctx.caches.stateful_sets;
+            let sts = cache
+                .get(&api, ns, &name)
+                .await
+                .map_err(|source| Error::Read {
+                    kind: "StatefulSet".to_owned(),
+                    name,
+                    source,
+                })?;
             Ok::<_, Error>(sts.map(|s| {
                 s.spec
                     .replicas
@@ -253,8 +285,10 @@ async fn read_current(
     let observer_pods = replicas(Role::Observer).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let name = build::config_map_name(&cluster.name);
-    let config = config_maps
-        .get_opt(&name)
+    let config = ctx
+        .caches
+        .config_maps
+        .get(&config_maps, ns, &name)
         .await
         .map_err(|source| Error::Read {
             kind: "ConfigMap".to_owned(),
@@ -360,17 +394,22 @@ async fn announce(
 
 /// Applies `desired` unless the object already is as zookube built it.
 /// Returns the object as the API server holds it.
-async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<K, Error>
+async fn ensure<K>(ctx: &Context, api: &Api<K>, desired: &K) -> Result<K, Error>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    K: Cached + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let kind = K::kind(&()).into_owned();
     let name = desired.name_any();
-    let current = api.get_opt(&name).await.map_err(|source| Error::Read {
-        kind: kind.clone(),
-        name: name.clone(),
-        source,
-    })?;
+    let cache = K::cache(&ctx.caches);
+    let namespace = desired.namespace().unwrap_or_default();
+    let current = cache
+        .get(api, &namespace, &name)
+        .await
+        .map_err(|source| Error::Read {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
     if let Some(current) = current {
         let encode = |v: &K| {
             serde_json::to_value(v).map_err(|source| Error::Encode {
@@ -383,9 +422,12 @@ where
         }
     }
     info!(%kind, %name, "applying");
-    api.patch(&name, &apply_params(), &Patch::Apply(desired))
+    let written = api
+        .patch(&name, &apply_params(), &Patch::Apply(desired))
         .await
-        .map_err(|source| Error::Apply { kind, name, source })
+        .map_err(|source| Error::Apply { kind, name, source })?;
+    cache.wrote(&written);
+    Ok(written)
 }
 
 /// Whether a child was applied; a refusal is recorded in `refusals`, any
@@ -411,21 +453,26 @@ fn apply_params() -> PatchParams {
 /// StatefulSet at 0 observers, the NetworkPolicy once disabled) — only one
 /// this cluster controls.
 async fn remove_owned<K>(
+    ctx: &Context,
     api: &Api<K>,
     name: String,
     cluster: &ValidatedCluster,
     why: &str,
 ) -> Result<(), Error>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Cached + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let kind = K::kind(&()).into_owned();
-    let read = |source| Error::Read {
-        kind: kind.clone(),
-        name: name.clone(),
-        source,
-    };
-    let Some(existing) = api.get_opt(&name).await.map_err(read)? else {
+    let cache = K::cache(&ctx.caches);
+    let existing = cache
+        .get(api, &cluster.namespace, &name)
+        .await
+        .map_err(|source| Error::Read {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    let Some(existing) = existing else {
         return Ok(());
     };
     let ours = cluster.owner.as_ref().is_some_and(|owner| {
@@ -438,6 +485,7 @@ where
         return Ok(());
     }
     info!(%kind, %name, "{why}: deleting it");
+    cache.forget(&cluster.namespace, &name);
     api.delete(&name, &DeleteParams::default())
         .await
         .map(|_| ())

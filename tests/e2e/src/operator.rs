@@ -11,6 +11,8 @@
 //! same script runs in the node's container, through the command
 //! [`ENV_NODE_EXEC`] names.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::Api;
@@ -120,9 +122,105 @@ pub async fn kill(client: &kube::Client, name: &str) -> Result<()> {
     )))
 }
 
+/// The port of the operator's `/metrics` (the chart's `metrics.port`).
+const METRICS_PORT: u16 = 8080;
+
+/// The operator's metrics page of pod `name`, read through the API
+/// server's pod proxy (so the read is not one of the operator's requests).
+pub async fn metrics(client: &kube::Client, name: &str) -> Result<String> {
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{name}:{METRICS_PORT}/proxy/metrics",
+        cluster::operator_namespace()
+    );
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| Error::Check(format!("cannot build the metrics request: {e}")))?;
+    Ok(client.request_text(request).await?)
+}
+
+/// A request the operator counts: (verb, resource).
+pub type Request = (String, String);
+
+/// `zookube_operator_api_requests_total` of a metrics page, by request.
+pub fn api_requests(page: &str) -> BTreeMap<Request, u64> {
+    let label = |labels: &str, key: &str| {
+        labels
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim_matches('"').to_owned())
+    };
+    page.lines()
+        .filter_map(|line| line.strip_prefix("zookube_operator_api_requests_total{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.split_once("} ")?;
+            let count = value.trim().parse::<f64>().ok()?;
+            // Counters are whole numbers.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let count = count as u64;
+            Some(((label(labels, "verb")?, label(labels, "resource")?), count))
+        })
+        .collect()
+}
+
+/// Reconciles finished, from the duration histogram's count.
+pub fn reconciles_done(page: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix("zookube_operator_reconcile_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The requests `after` counts beyond `before`.
+pub fn requests_since(
+    before: &BTreeMap<Request, u64>,
+    after: &BTreeMap<Request, u64>,
+) -> BTreeMap<Request, u64> {
+    after
+        .iter()
+        .map(|(r, n)| {
+            (
+                r.clone(),
+                n.saturating_sub(before.get(r).copied().unwrap_or(0)),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The kinds a cluster owns (and its super user's Secret): what an
+/// unchanged cluster's reconcile must read from the operator's caches.
+pub const CHILDREN: [&str; 6] = [
+    "configmaps",
+    "services",
+    "statefulsets",
+    "poddisruptionbudgets",
+    "networkpolicies",
+    "secrets",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_counters_are_read_by_verb_and_resource() {
+        let page = "# HELP zookube_operator_api_requests_total Requests\n\
+zookube_operator_api_requests_total{verb=\"get\",resource=\"configmaps\"} 4\n\
+zookube_operator_api_requests_total{verb=\"list\",resource=\"pods\"} 12\n\
+zookube_operator_reconcile_duration_seconds_count 9\n\
+zookube_operator_reconcile_duration_seconds_sum 0.4\n";
+        let counts = api_requests(page);
+        let key = |v: &str, r: &str| (v.to_owned(), r.to_owned());
+        assert_eq!(counts.get(&key("get", "configmaps")), Some(&4));
+        assert_eq!(counts.get(&key("list", "pods")), Some(&12));
+        assert_eq!(counts.len(), 2);
+        assert_eq!(reconciles_done(page), Some(9));
+        let later = api_requests(&page.replace("} 12", "} 13"));
+        assert_eq!(
+            requests_since(&counts, &later),
+            BTreeMap::from([(key("list", "pods"), 1)])
+        );
+    }
 
     #[test]
     fn the_container_id_drops_the_runtime_prefix() {

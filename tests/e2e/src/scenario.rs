@@ -27,7 +27,7 @@ use zk_operator::crd::{self, ZookeeperCluster};
 use crate::checks::{self, Leadership};
 use crate::poll::{self, note};
 use crate::zkcli::ZkClient;
-use crate::{Error, Result, ensure, member, sidecar};
+use crate::{Error, Result, ensure, member, operator, sidecar};
 
 /// Set by `tests/e2e/run --keep`: leave every namespace as the test left
 /// it, to look at with kubectl.
@@ -510,6 +510,48 @@ impl Scenario {
             )
         })?;
         Ok(order)
+    }
+    /// What one reconcile of this cluster, unchanged, costs the API
+    /// server: the leading operator replica's requests while the cluster
+    /// is touched (an annotation, which changes nothing the operator
+    /// builds) and reconciled. The first touch lets a replica that took
+    /// the Lease since read the children once; the second is measured.
+    pub async fn unchanged_reconcile_cost(&self) -> Result<BTreeMap<operator::Request, u64>> {
+        let mut cost = BTreeMap::new();
+        for touch in ["warm", "measured"] {
+            let holder = operator::lease_holder(&self.client)
+                .await?
+                .ok_or_else(|| Error::Check("no operator replica holds the Lease".to_owned()))?;
+            let page = operator::metrics(&self.client, &holder).await?;
+            let before = operator::api_requests(&page);
+            let done = operator::reconciles_done(&page).unwrap_or(0);
+            let patch = serde_json::json!({
+                "metadata": { "annotations": { "zookube-e2e/touched": touch } }
+            });
+            self.clusters
+                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let (client, holder) = (&self.client, holder.as_str());
+            let page = poll::until(
+                self.started,
+                "a reconcile after the touch",
+                Duration::from_secs(30),
+                || async move {
+                    let page = operator::metrics(client, holder)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match operator::reconciles_done(&page) {
+                        Some(n) if n > done => Ok(page),
+                        n => Err(format!(
+                            "{holder} has finished {n:?} reconciles, {done} before the touch"
+                        )),
+                    }
+                },
+            )
+            .await?;
+            cost = operator::requests_since(&before, &operator::api_requests(&page));
+        }
+        Ok(cost)
     }
 
     /// The Events on the object with `uid`: reason and message, oldest first.

@@ -346,6 +346,26 @@ async fn edits_the_statefulset_api_would_refuse_are_refused_or_explained_and_cha
     let s = Scenario::apply(client.clone(), cluster, started).await?;
     let first = s.wait_healthy(3, 0, FIRST_HEALTHY, |_| Ok(())).await?;
 
+    // Unchanged, the cluster costs a reconcile its pod list: the children
+    // and the super user's Secret come from the operator's caches.
+    let cost = s.unchanged_reconcile_cost().await?;
+    note(
+        started,
+        format!("one unchanged reconcile asked the API server {cost:?}"),
+    );
+    let children: Vec<_> = cost
+        .iter()
+        .filter(|((_, resource), _)| operator::CHILDREN.contains(&resource.as_str()))
+        .collect();
+    ensure(children.is_empty(), || {
+        format!("an unchanged cluster's reconcile read or wrote its children: {children:?}")
+    })?;
+    ensure(
+        cost.get(&("list".to_owned(), "pods".to_owned()))
+            .is_some_and(|n| *n >= 1),
+        || format!("the reconcile listed no pods: {cost:?}"),
+    )?;
+
     // Adding a StorageClass after creation: the API server itself refuses
     // it (a rule on the always-present storage object, so it holds when
     // the field appears), with the rule's words.
