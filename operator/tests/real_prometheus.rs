@@ -123,7 +123,7 @@ fn discovered_targets(local: &Local, status: &Value, operator: SocketAddr) -> St
     let cluster = zk_operator::cluster::parse_cluster(&text, None).expect("a cluster");
     let validated = zk_operator::cluster::validate(&cluster).expect("a valid cluster");
     let children = zk_operator::build::children(&validated);
-    let voters = children.voters.spec.template;
+    let voters = children.voters.spec.expect("a StatefulSet spec").template;
     let namespace = status["namespace"].as_str().expect("a namespace");
     let mut targets = Vec::new();
     for member in status["members"].as_array().expect("members") {

@@ -139,11 +139,12 @@ fn every_pod_finds_itself_in_the_server_list() {
         for sts in &stateful_sets {
             let sts_name = sts.metadata.name.clone().unwrap();
             assert_eq!(sts.metadata.namespace.as_deref(), Some(namespace));
-            let pod_spec = sts.spec.template.spec.as_ref().unwrap();
+            let sts_spec = sts.spec.as_ref().unwrap();
+            let pod_spec = sts_spec.template.spec.as_ref().unwrap();
             let init = &pod_spec.init_containers.as_ref().unwrap()[0];
             let init_args = init.command.as_ref().unwrap();
-            let service = sts.spec.service_name.as_deref().unwrap();
-            for ordinal in 0..sts.spec.replicas.unwrap() {
+            let service = sts_spec.service_name.as_deref().unwrap();
+            for ordinal in 0..sts_spec.replicas.unwrap() {
                 let pod = format!("{sts_name}-{ordinal}");
                 let fqdn = format!("{pod}.{service}.{namespace}.svc.cluster.local");
                 let myid = myid_of_pod(&pod, init_args);

@@ -65,7 +65,7 @@ pub fn stateful_set(cluster: &ValidatedCluster, role: Role) -> StatefulSet {
     let storage = &cluster.storage;
     StatefulSet {
         metadata: metadata(cluster, name, labels::member(&cluster.name, role)),
-        spec: StatefulSetSpec {
+        spec: Some(StatefulSetSpec {
             replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
             service_name: Some(zk_ensemble::identity::headless_service_name(&cluster.name)),
             selector: LabelSelector {
@@ -86,7 +86,7 @@ pub fn stateful_set(cluster: &ValidatedCluster, role: Role) -> StatefulSet {
             template: hashed(pod_template(cluster, role)),
             volume_claim_templates: Some(vec![data_volume_claim(cluster, role)]),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     }
 }
@@ -112,6 +112,7 @@ fn hashed(mut template: PodTemplateSpec) -> PodTemplateSpec {
 pub fn template_hash(stateful_set: &StatefulSet) -> Option<&str> {
     stateful_set
         .spec
+        .as_ref()?
         .template
         .metadata
         .as_ref()?

@@ -15,7 +15,7 @@ fn children_of(cluster: Cluster) -> Children {
 }
 
 fn pod_spec(sts: &StatefulSet) -> &PodSpec {
-    sts.spec.template.spec.as_ref().unwrap()
+    sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
 }
 
 fn container<'a>(spec: &'a PodSpec, name: &str) -> &'a Container {
@@ -74,7 +74,7 @@ fn every_child_is_owned_labelled_and_namespaced() {
 #[test]
 fn the_statefulset_lets_the_operator_order_restarts() {
     let c = children_of(Cluster::test().replicas(5));
-    let spec = &c.voters.spec;
+    let spec = c.voters.spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(5));
     assert_eq!(spec.service_name.as_deref(), Some("zk-headless"));
     assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
@@ -92,13 +92,27 @@ fn the_statefulset_lets_the_operator_order_restarts() {
 fn the_pod_template_carries_the_config_hash() {
     let v = validate(&Cluster::test().build()).unwrap();
     let sts = stateful_set(&v, Role::Voter);
-    let meta = sts.spec.template.metadata.as_ref().unwrap();
+    let meta = sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap();
     assert_eq!(
         meta.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION],
         v.config.hash
     );
     // The template's labels match the selector.
-    let selector = sts.spec.selector.match_labels.as_ref().unwrap();
+    let selector = sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .as_ref()
+        .unwrap();
     let template_labels = meta.labels.as_ref().unwrap();
     assert!(
         selector
@@ -197,6 +211,8 @@ fn every_mount_has_a_volume_and_every_probe_a_port_of_its_own_container() {
             .collect();
         volumes.extend(
             sts.spec
+                .as_ref()
+                .unwrap()
                 .volume_claim_templates
                 .iter()
                 .flatten()
@@ -331,7 +347,15 @@ fn user_pod_labels_and_annotations_are_added() {
             .annotations
             .insert("example.com/owner".into(), "data".into());
     }));
-    let meta = c.voters.spec.template.metadata.as_ref().unwrap();
+    let meta = c
+        .voters
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap();
     assert_eq!(meta.labels.as_ref().unwrap()["team"], "data");
     assert_eq!(
         meta.annotations.as_ref().unwrap()["example.com/owner"],
@@ -345,6 +369,8 @@ fn prometheus_finds_the_sidecars_metrics_unless_the_user_says_otherwise() {
     for set in [&c.voters, c.observers.as_ref().unwrap()] {
         let annotations = set
             .spec
+            .as_ref()
+            .unwrap()
             .template
             .metadata
             .as_ref()
@@ -361,7 +387,7 @@ fn prometheus_finds_the_sidecars_metrics_unless_the_user_says_otherwise() {
             .annotations
             .insert("prometheus.io/scrape".into(), "false".into());
     }));
-    let meta = opted_out.voters.spec.template.metadata.unwrap();
+    let meta = opted_out.voters.spec.unwrap().template.metadata.unwrap();
     assert_eq!(meta.annotations.unwrap()["prometheus.io/scrape"], "false");
 }
 
@@ -463,7 +489,7 @@ fn volume_retention_and_size_follow_the_spec() {
         s.storage.storage_class_name = Some("fast".into());
         s.storage.when_deleted = Some(RetentionPolicy::Delete);
     }));
-    let spec = &c.voters.spec;
+    let spec = c.voters.spec.as_ref().unwrap();
     let retention = spec
         .persistent_volume_claim_retention_policy
         .as_ref()

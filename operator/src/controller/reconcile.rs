@@ -275,7 +275,7 @@ async fn read_current(
                 })?;
             Ok::<_, Error>(sts.map(|s| {
                 s.spec
-                    .replicas
+                    .and_then(|spec| spec.replicas)
                     .and_then(|r| u32::try_from(r).ok())
                     .unwrap_or(0)
             }))

@@ -101,6 +101,35 @@ pub fn operator_namespace() -> String {
     setting(ENV_OPERATOR_NAMESPACE).unwrap_or_else(|| "zookube-system".to_owned())
 }
 
+/// Runs `kubectl` with `args` against the cluster under test; the error
+/// carries what it printed.
+pub async fn kubectl(args: &[&str]) -> Result<String, String> {
+    let kubeconfig =
+        std::env::var(ENV_KUBECONFIG).map_err(|_| format!("{ENV_KUBECONFIG} is not set"))?;
+    let output = tokio::process::Command::new("kubectl")
+        .args(["--kubeconfig", &kubeconfig, "--request-timeout", "20s"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "kubectl {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            text.trim()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

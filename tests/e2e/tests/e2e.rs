@@ -453,3 +453,147 @@ async fn edits_the_statefulset_api_would_refuse_are_refused_or_explained_and_cha
     cleanup_namespace(&client, &s.namespace, started).await;
     Ok(())
 }
+
+/// The CRD as checked in: what `kubectl apply` of the README installs.
+const CRD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../crds/zookeepercluster.yaml"
+);
+
+#[tokio::test]
+#[ignore = "needs the cluster of tests/e2e/run"]
+async fn the_crd_upgrades_in_place_by_the_readme_and_a_new_field_then_works() -> Result<()> {
+    let started = Instant::now();
+    let client = cluster::connect().await?;
+    // An older release's CRD, installed by Helm: this one without
+    // spec.networkPolicy (the newest field), owned by the manager "helm".
+    let mut older = serde_json::to_value(<ZookeeperCluster as kube::CustomResourceExt>::crd())
+        .map_err(|e| Error::Check(e.to_string()))?;
+    let spec = &mut older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let removed = spec["properties"]
+        .as_object_mut()
+        .and_then(|p| p.remove("networkPolicy"));
+    ensure(removed.is_some(), || {
+        "the CRD has no spec.networkPolicy to leave out".to_owned()
+    })?;
+    let older_file = std::env::temp_dir().join(format!("zookube-e2e-older-crd-{}.json", now_ms()));
+    std::fs::write(&older_file, older.to_string()).map_err(|e| Error::Check(e.to_string()))?;
+    let older_path = older_file.to_string_lossy().into_owned();
+    let outcome = crd_upgrade(&client, &older_path, started).await;
+    let _ = std::fs::remove_file(&older_file);
+    // Whatever happened, leave the CRD under test installed.
+    let restored = cluster::kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        CRD_FILE,
+    ])
+    .await;
+    outcome?;
+    restored.map_err(Error::Check)?;
+    Ok(())
+}
+
+async fn crd_upgrade(client: &kube::Client, older: &str, started: Instant) -> Result<()> {
+    let crd = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cluster::kubectl(&args).await.map_err(Error::Check)
+        }
+    };
+    crd(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "helm",
+        "-f",
+        older,
+    ])
+    .await?;
+    note(
+        started,
+        "installed an older CRD (no spec.networkPolicy) as Helm would own it",
+    );
+
+    let mut cluster = fit_for_cluster(MINIMAL.cluster()?, &setting("zk-e2e-crd"));
+    cluster.metadata.name = Some("upgraded".to_owned());
+    cluster.spec.replicas = 1;
+    cluster.spec.network_policy.enabled = true;
+    let s = Scenario::apply(client.clone(), cluster, started).await?;
+    let stored = s.clusters.get(&s.name).await?;
+    ensure(!stored.spec.network_policy.enabled, || {
+        "the older CRD kept spec.networkPolicy, which it does not know".to_owned()
+    })?;
+    note(
+        started,
+        "under the older CRD, spec.networkPolicy was dropped (pruned) as unknown",
+    );
+    s.wait_healthy(1, 0, FIRST_HEALTHY, |_| Ok(())).await?;
+
+    // The README's upgrade: apply the new CRD before `helm upgrade`.
+    // Without --force-conflicts it is refused: Helm owns the old schema.
+    let plain = cluster::kubectl(&["apply", "--server-side", "-f", CRD_FILE]).await;
+    ensure(
+        plain.as_ref().is_err_and(|e| e.contains("conflict")),
+        || format!("applying the new CRD over Helm's without --force-conflicts gave {plain:?}"),
+    )?;
+    crd(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        CRD_FILE,
+    ])
+    .await?;
+    note(started, "applied the new CRD as the README says");
+
+    // The cluster created under the old CRD is still read and reconciled,
+    // and the new field now holds.
+    // The API server serves a new schema a moment after the apply
+    // returns; until then the field is still pruned.
+    let patch = serde_json::json!({ "spec": { "networkPolicy": { "enabled": true } } });
+    let (clusters, name, patch) = (&s.clusters, s.name.as_str(), &patch);
+    poll::until(
+        started,
+        "spec.networkPolicy.enabled to hold",
+        SETTLE,
+        || async move {
+            let patched = clusters
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| e.to_string())?;
+            patched
+                .spec
+                .network_policy
+                .enabled
+                .then_some(())
+                .ok_or_else(|| "the API server still drops spec.networkPolicy".to_owned())
+        },
+    )
+    .await?;
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &s.namespace);
+    let name = zk_operator::build::network_policy_name(&s.name);
+    let (policies, name) = (&policies, name.as_str());
+    poll::until(
+        started,
+        "the operator to create the NetworkPolicy",
+        SETTLE,
+        || async move {
+            policies
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .ok_or_else(|| format!("no NetworkPolicy {name} yet"))
+        },
+    )
+    .await?;
+    s.wait_healthy(1, 0, SETTLE, |_| Ok(())).await?;
+    s.delete_cluster().await?;
+    cleanup_namespace(client, &s.namespace, started).await;
+    Ok(())
+}
