@@ -264,15 +264,7 @@ async fn read_current(
         let api = stateful_sets.clone();
         let name = build::stateful_set_name(&cluster.name, role);
         async move {
-            let cache = &ctx.caches.stateful_sets;
-            let sts = cache
-                .get(&api, ns, &name)
-                .await
-                .map_err(|source| Error::Read {
-                    kind: "StatefulSet".to_owned(),
-                    name,
-                    source,
-                })?;
+            let sts: Option<StatefulSet> = read(ctx, &api, ns, &name).await?;
             Ok::<_, Error>(sts.map(|s| {
                 s.spec
                     .and_then(|spec| spec.replicas)
@@ -285,16 +277,7 @@ async fn read_current(
     let observer_pods = replicas(Role::Observer).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let name = build::config_map_name(&cluster.name);
-    let config = ctx
-        .caches
-        .config_maps
-        .get(&config_maps, ns, &name)
-        .await
-        .map_err(|source| Error::Read {
-            kind: "ConfigMap".to_owned(),
-            name,
-            source,
-        })?;
+    let config = read(ctx, &config_maps, ns, &name).await?;
     let servers = config
         .and_then(|c| c.data)
         .and_then(|d| d.get(build::ZOO_CFG_KEY).cloned())
@@ -392,6 +375,26 @@ async fn announce(
     }
 }
 
+/// A child of a cluster, through this replica's cache (see `cache`).
+async fn read<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, Error>
+where
+    K: Cached + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    K::cache(&ctx.caches)
+        .get(api, namespace, name)
+        .await
+        .map_err(|source| Error::Read {
+            kind: K::kind(&()).into_owned(),
+            name: name.to_owned(),
+            source,
+        })
+}
+
 /// Applies `desired` unless the object already is as zookube built it.
 /// Returns the object as the API server holds it.
 async fn ensure<K>(ctx: &Context, api: &Api<K>, desired: &K) -> Result<K, Error>
@@ -400,16 +403,8 @@ where
 {
     let kind = K::kind(&()).into_owned();
     let name = desired.name_any();
-    let cache = K::cache(&ctx.caches);
     let namespace = desired.namespace().unwrap_or_default();
-    let current = cache
-        .get(api, &namespace, &name)
-        .await
-        .map_err(|source| Error::Read {
-            kind: kind.clone(),
-            name: name.clone(),
-            source,
-        })?;
+    let current = read(ctx, api, &namespace, &name).await?;
     if let Some(current) = current {
         let encode = |v: &K| {
             serde_json::to_value(v).map_err(|source| Error::Encode {
@@ -426,7 +421,7 @@ where
         .patch(&name, &apply_params(), &Patch::Apply(desired))
         .await
         .map_err(|source| Error::Apply { kind, name, source })?;
-    cache.wrote(&written);
+    K::cache(&ctx.caches).wrote(&written);
     Ok(written)
 }
 
@@ -463,16 +458,7 @@ where
     K: Cached + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let kind = K::kind(&()).into_owned();
-    let cache = K::cache(&ctx.caches);
-    let existing = cache
-        .get(api, &cluster.namespace, &name)
-        .await
-        .map_err(|source| Error::Read {
-            kind: kind.clone(),
-            name: name.clone(),
-            source,
-        })?;
-    let Some(existing) = existing else {
+    let Some(existing) = read(ctx, api, &cluster.namespace, &name).await? else {
         return Ok(());
     };
     let ours = cluster.owner.as_ref().is_some_and(|owner| {
@@ -485,7 +471,7 @@ where
         return Ok(());
     }
     info!(%kind, %name, "{why}: deleting it");
-    cache.forget(&cluster.namespace, &name);
+    K::cache(&ctx.caches).forget(&cluster.namespace, &name);
     api.delete(&name, &DeleteParams::default())
         .await
         .map(|_| ())
