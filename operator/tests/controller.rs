@@ -1079,3 +1079,54 @@ async fn a_reconcile_stops_where_it_is_when_the_lease_is_lost_and_none_starts_wi
     assert!(fake.log().is_empty(), "{:?}", writes(&fake.log()));
     assert_eq!(admin.log(), asked);
 }
+
+/// The cluster as a watch on the old schema's storage delivers it right
+/// after the CRD is replaced: the stored version, with `spec.networkPolicy`
+/// pruned (see `controller::cache`).
+fn pruned(stored: Value) -> Arc<kube::api::DynamicObject> {
+    let mut watched = stored;
+    watched["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("networkPolicy");
+    Arc::new(serde_json::from_value(watched).unwrap())
+}
+
+#[tokio::test]
+async fn a_cluster_the_watch_delivers_pruned_is_reconciled_as_the_server_holds_it() {
+    let mut cluster = Cluster::test().build();
+    cluster.spec.network_policy.enabled = true;
+    let (fake, ctx) = start(&cluster);
+    let policies = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies";
+    let policy_writes = |fake: &FakeApi| {
+        fake.log()
+            .iter()
+            .filter(|r| r.is_write() && r.path.starts_with(policies))
+            .count()
+    };
+
+    controller::reconcile_watched(pruned(fake.get(CLUSTER).unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        policy_writes(&fake),
+        1,
+        "the NetworkPolicy the stored spec asks for: {:?}",
+        writes(&fake.log())
+    );
+
+    // The version the status write made, delivered pruned again: this
+    // replica's copy of it answers, and the NetworkPolicy stays.
+    fake.clear_log();
+    controller::reconcile_watched(pruned(fake.get(CLUSTER).unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let log = fake.log();
+    assert!(
+        !log.iter()
+            .any(|r| r.path == CLUSTER && r.method == Method::GET),
+        "read the cluster again: {:?}",
+        log.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
+    assert_eq!(policy_writes(&fake), 0, "{:?}", writes(&log));
+}

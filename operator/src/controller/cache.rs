@@ -13,6 +13,19 @@
 //! delivered yet is invisible either way (the server would have answered
 //! the same a moment earlier), and its watch event reconciles again.
 //!
+//! The clusters themselves follow the same rule, for another reason: the
+//! API server can deliver a watch event that holds a cluster as an older
+//! schema of the CRD reads it. When the CRD is replaced, the watch on the
+//! old schema's storage stays open a moment and sends the next edit with
+//! every field that schema does not know pruned — under the edit's real
+//! `resourceVersion` — before it closes (seen on Kubernetes 1.36: `kubectl
+//! apply` a CRD that adds `spec.networkPolicy`, merge-patch the field on,
+//! and the open watch delivers the patched version with the field gone).
+//! Held in the store, that copy would be reconciled as the spec until the
+//! cluster changed again. So a watched cluster is reconciled from the copy
+//! this replica last read or wrote itself, and is read afresh whenever the
+//! watch shows a version that copy is not.
+//!
 //! The super user's password is kept in memory per cluster: the Secret is
 //! never rewritten (see `ensure_super_secret`), so it is read once per
 //! cluster and replica.
@@ -26,7 +39,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -148,8 +161,71 @@ where
     }
 }
 
-/// The caches of every kind a cluster owns, and the super users'
-/// passwords. An entry per object this replica has read; a deleted
+/// The clusters as this replica last read them from the API server or
+/// wrote them, by namespace and name (see the module docs for why the
+/// watch's own copy is not enough).
+#[derive(Default)]
+pub struct Clusters {
+    copies: Mutex<HashMap<(String, String), DynamicObject>>,
+}
+
+impl Clusters {
+    /// The cluster the watch delivered (`watched`), as the API server holds
+    /// it: this replica's copy when it is the very version watched, else
+    /// read from `api` (and kept). `None` when it is gone.
+    pub async fn current(
+        &self,
+        api: &Api<DynamicObject>,
+        watched: &DynamicObject,
+    ) -> kube::Result<Option<DynamicObject>> {
+        let key = key_of(watched);
+        let copy = self.copy(&key);
+        let known = copy
+            .as_ref()
+            .and_then(|c| c.metadata.resource_version.clone())
+            .map(Seen::Version);
+        let version = watched.metadata.resource_version.as_deref();
+        // The copy stands in for the cached object: its version is what
+        // the watch must show, and then the copy (not the watched object,
+        // which may be pruned) is the answer.
+        if let Some(copy) = copy.filter(|_| answers(true, known.as_ref(), Some(version))) {
+            return Ok(Some(copy));
+        }
+        let live = api.get_opt(&key.1).await?;
+        let mut copies = self.copies.lock().unwrap_or_else(PoisonError::into_inner);
+        match &live {
+            Some(object) => copies.insert(key, object.clone()),
+            None => copies.remove(&key),
+        };
+        Ok(live)
+    }
+
+    /// Keeps a cluster as the API server returned it after a write.
+    pub fn wrote(&self, object: DynamicObject) {
+        self.copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key_of(&object), object);
+    }
+
+    fn copy(&self, key: &(String, String)) -> Option<DynamicObject> {
+        self.copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+}
+
+fn key_of(object: &DynamicObject) -> (String, String) {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The caches of every kind a cluster owns, the clusters themselves, and
+/// the super users' passwords. An entry per object this replica has read; a deleted
 /// cluster's entries stay until the replica restarts (a few dozen bytes
 /// each).
 #[derive(Default)]
@@ -159,6 +235,7 @@ pub struct Caches {
     pub stateful_sets: Cache<StatefulSet>,
     pub pod_disruption_budgets: Cache<PodDisruptionBudget>,
     pub network_policies: Cache<NetworkPolicy>,
+    pub clusters: Clusters,
     /// Super user passwords by cluster UID (a cluster deleted and created
     /// again under its name has a new UID and a new Secret).
     passwords: Mutex<HashMap<String, String>>,

@@ -23,7 +23,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use apply::{holds, up_to_date};
 use cache::{Cache, Caches};
@@ -176,10 +176,33 @@ pub async fn reconcile(cluster: Arc<ZookeeperCluster>, ctx: Arc<Context>) -> Res
     result
 }
 
-/// Reconciles one watched object: the typed cluster, or — when it cannot
-/// be read — a Warning Event on it saying which field to fix. Only a new
-/// spec can fix it, so nothing is retried until it changes.
-async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Reconciles one watched object as the API server holds it (see
+/// [`cache::Clusters`]): the typed cluster, or — when it cannot be read — a
+/// Warning Event on it saying which field to fix. Only a new spec can fix
+/// it, so nothing is retried until it changes.
+pub async fn reconcile_watched(
+    watched: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &watched.namespace().unwrap_or_default(),
+        &watched::api_resource(),
+    );
+    let current = ctx
+        .caches
+        .clusters
+        .current(&api, &watched)
+        .await
+        .map_err(|source| Error::Read {
+            kind: ZookeeperCluster::kind(&()).into_owned(),
+            name: watched.name_any(),
+            source,
+        })?;
+    let Some(object) = current else {
+        debug!(cluster = %watched.name_any(), "gone");
+        return Ok(Action::await_change());
+    };
     match watched::typed(&object) {
         Ok(cluster) => reconcile(Arc::new(cluster), ctx).await,
         Err(unreadable) => {
@@ -390,7 +413,7 @@ pub async fn run(
     .owns_stream(owned(&client, &scope, &managed, &caches.network_policies))
     .watches_stream(pods, |pod| pod_to_cluster(pod).map(ObjectRef::erase))
     .graceful_shutdown_on(shutdown)
-    .run(reconcile_object, error_policy_object, ctx)
+    .run(reconcile_watched, error_policy_object, ctx)
     .for_each(|result| async move {
         match result {
             Ok((cluster, action)) => info!(%cluster, ?action, "reconciled"),

@@ -565,12 +565,18 @@ async fn write_status(
         "kind": ZookeeperCluster::kind(&()),
         "status": status,
     });
-    api.patch_status(&name, &apply_params(), &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&name, &apply_params(), &Patch::Apply(&patch))
         .await
         .map_err(|source| Error::WriteStatus {
             cluster: name.clone(),
             source,
         })?;
+    // The answer is the cluster as the server holds it now: the next
+    // reconcile starts from it once the watch shows this version.
+    if let Ok(object) = serde_json::to_value(&written).and_then(serde_json::from_value) {
+        ctx.caches.clusters.wrote(object);
+    }
     ctx.remember(
         ObjectRef::from(cluster),
         super::Written {
