@@ -257,8 +257,14 @@ fn member(m: &MemberView) -> MemberStatus {
     }
 }
 
-/// `/readyz`: the local member follows, leads or observes, a quorum-backed
-/// leader is known, and the local server serves.
+/// `/readyz`: the local member follows, leads or observes, and its server
+/// serves client requests. Whether the watcher knows a quorum-backed leader
+/// right now does not decide it: a serving follower or leader has one (it
+/// stops serving within `syncLimit` ticks of losing it), and the watcher's
+/// view goes blank for a moment on every reconfig, when ZooKeeper drops
+/// the election connections — a probe failing then would take a serving
+/// member out of its Service. The leader is named as a reason only beside
+/// another one, to say why the member does not serve.
 pub(crate) fn readiness(status: &SidecarStatus) -> Verdict {
     let mut reasons = Vec::new();
     if let Some(error) = &status.error {
@@ -273,7 +279,8 @@ pub(crate) fn readiness(status: &SidecarStatus) -> Verdict {
         }
         _ => {}
     }
-    if status.leader.is_none() {
+    let serving = status.state.is_settled() && status.serving == Some(true);
+    if status.leader.is_none() && !serving {
         let mut why = "no quorum-backed leader is known".to_owned();
         if let Some(election) = &status.election {
             if let Some(round) = election.round {
@@ -442,6 +449,46 @@ mod tests {
                 reasons: vec![]
             }
         );
+    }
+
+    #[test]
+    fn readiness_follows_the_local_server_not_the_watchers_view_of_the_leader() {
+        // (case, the leader the watcher knows, what srvr says, ready)
+        let cases = [
+            (
+                "follower, leader known",
+                Some((3, 1)),
+                Some(Mode::Follower),
+                true,
+            ),
+            // A reconfig drops every election connection: the watcher
+            // knows no leader for a moment while srvr still serves.
+            ("follower, leader unknown", None, Some(Mode::Follower), true),
+            ("leader, leader unknown", None, Some(Mode::Leader), true),
+            ("observer, leader unknown", None, Some(Mode::Observer), true),
+            (
+                "read-only, leader unknown",
+                None,
+                Some(Mode::ReadOnly),
+                false,
+            ),
+            ("not serving, leader known", Some((3, 1)), None, false),
+        ];
+        for (case, leader, mode, want) in cases {
+            let mut v = view(leader);
+            // The member's own election reply is older than srvr's answer.
+            v.members[0].reachable = false;
+            let local = mode.map_or_else(
+                || LocalState {
+                    srvr: Some((Instant::now(), SrvrOutcome::NotServing)),
+                    ..LocalState::default()
+                },
+                serving,
+            );
+            let s = status(myid(1), Role::Voter, &v, &local, Instant::now());
+            let verdict = readiness(&s);
+            assert_eq!(verdict.ok, want, "{case}: {:?}", verdict.reasons);
+        }
     }
 
     #[test]
