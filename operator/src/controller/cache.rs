@@ -225,9 +225,9 @@ fn key_of(object: &DynamicObject) -> (String, String) {
 }
 
 /// The caches of every kind a cluster owns, the clusters themselves, and
-/// the super users' passwords. An entry per object this replica has read; a deleted
-/// cluster's entries stay until the replica restarts (a few dozen bytes
-/// each).
+/// the super users' passwords. An entry per object this replica has read;
+/// a deleted cluster's entries stay until the replica restarts (a few dozen
+/// bytes each, and the cluster's own copy a few kilobytes).
 #[derive(Default)]
 pub struct Caches {
     pub config_maps: Cache<ConfigMap>,
