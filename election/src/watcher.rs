@@ -12,11 +12,42 @@
 //! * one connection (and one dial) at a time per member, the preamble
 //!   encoded once and checked (D4, D5, D10), a sid above every member's that
 //!   no config lists (D6–D9; a config that lists it stops the watcher);
+//!   while a member does not answer, one older connection may stay open
+//!   beside the current one (see *Redialling* below);
 //! * the 40-byte bootstrap first on every connection, then only echoes of
 //!   that member's own latest config (D1, D2, D3);
 //! * at most one poll in flight per member and never two polls to a member
 //!   closer than the poll interval (at least 250 ms), elections or not (D11);
 //! * reconnects after 1 s, doubling to 30 s, with jitter (D12).
+//!
+//! # Redialling, and never closing under an unanswered poll
+//!
+//! A member answers a watcher's poll through whichever election connection
+//! it holds for the watcher's sid at that moment; when it holds none, it
+//! tries to dial the watcher's sid and logs `Invalid server id` (on the harm
+//! list). So the watcher never closes a connection on which a poll may
+//! still be read and answered:
+//! * a member that does not answer a poll within the reply time-out is
+//!   dialled again *beside* the unanswered connection, which is kept open
+//!   (*retired*). The member, once it accepts the new connection, replaces
+//!   and closes the old one itself; the watcher closes the retired
+//!   connection only after the member has answered again, on either
+//!   connection. On an unanswered link (a partition) TCP would otherwise
+//!   deliver the next poll only at its next retransmission, many seconds
+//!   after the network heals. At most one connection is retired per member;
+//! * when the local server serves again after not serving (the network
+//!   around this pod is back), every member not answering is dialled again
+//!   at once, its back-off forgotten;
+//! * a member that leaves the committed config while a poll to it is
+//!   unanswered keeps its connection until it answers or the reply time-out
+//!   passes (*departing*);
+//! * a redialled connection that stays unanswered for the silence limit
+//!   is closed and dialled again, the retired one kept: while the retired
+//!   connection is open, the member has not accepted the newer one, so it
+//!   never answers there;
+//! * every close asks the I/O layer for an abortive close, so bytes the
+//!   member never received are dropped instead of being delivered after the
+//!   watcher has gone.
 
 mod leader;
 mod schedule;
@@ -87,9 +118,10 @@ pub struct WatcherConfig {
     /// The first reconnect delay; it doubles up to `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
-    /// A connection on which nothing has been heard for this long while
-    /// polling is closed and dialled again (a peer that vanished without a
-    /// reset, for example a deleted pod).
+    /// A redialled connection on which nothing has been heard for this
+    /// long is closed and dialled again (a peer that vanished without a
+    /// reset, for example a deleted pod); only one the member has not
+    /// accepted is ever closed this way (see the module docs).
     pub silence_limit: Duration,
     /// Seeds the reconnect jitter.
     pub seed: u64,
@@ -288,7 +320,9 @@ pub enum Action {
         conn: u64,
         payload: Vec<u8>,
     },
-    /// Close connection `conn`; no input is expected back.
+    /// Close connection `conn` abortively (a reset: bytes the member has
+    /// not received are dropped, never delivered later); a dial still in
+    /// progress is abandoned. No input is expected back.
     Close { sid: i64, conn: u64 },
 }
 
@@ -356,6 +390,10 @@ struct Member {
     link: Link,
     /// The current connection's number (each dial gets a new one).
     conn: u64,
+    /// An older connection left open after a redial, because a poll on it
+    /// went unanswered and may still be answered; closed once the member
+    /// answers again (see the module docs).
+    retired: Option<u64>,
     /// Whether the current connection has carried its bootstrap poll.
     bootstrapped: bool,
     last_poll: Option<Instant>,
@@ -378,6 +416,7 @@ impl Member {
             target,
             link: Link::Idle { retry_at: now },
             conn: 0,
+            retired: None,
             bootstrapped: false,
             last_poll: None,
             in_flight: None,
@@ -389,6 +428,13 @@ impl Member {
             error: None,
             reachable: false,
         }
+    }
+
+    /// The connections the I/O layer holds open for this member (or is
+    /// dialling).
+    fn open_conns(&self) -> Vec<u64> {
+        let current = (!matches!(self.link, Link::Idle { .. })).then_some(self.conn);
+        current.into_iter().chain(self.retired).collect()
     }
 
     /// The latest reply, if it still counts: the connection is up, no poll
@@ -487,11 +533,24 @@ pub struct View {
     pub stopped: Option<WatcherError>,
 }
 
+/// The connections to a member that left the committed config while a
+/// poll to it was unanswered: closed when it answers or at `until`.
+#[derive(Debug)]
+struct Departing {
+    sid: i64,
+    conns: Vec<u64>,
+    until: Instant,
+}
+
 /// The watcher's state machine.
 #[derive(Debug)]
 pub struct Watcher {
     config: WatcherConfig,
     members: BTreeMap<i64, Member>,
+    departing: Vec<Departing>,
+    /// The number the next dial gets (unique across members, so that a
+    /// member that leaves and comes back never reuses a number).
+    next_conn: u64,
     /// The quorum rule of the newest committed config seen.
     verifiers: Verifiers,
     config_version: Option<u64>,
@@ -552,6 +611,8 @@ impl Watcher {
         let mut watcher = Watcher {
             config,
             members,
+            departing: Vec::new(),
+            next_conn: 1,
             verifiers: Verifiers::new(initial.quorum.clone(), initial.version),
             config_version: None,
             local: None,
@@ -603,16 +664,28 @@ impl Watcher {
             Input::Closed { sid, conn, error } => {
                 if self.member_on(sid, conn, true).is_some() {
                     self.link_down(sid, error, now);
+                } else {
+                    self.older_closed(sid, conn);
                 }
             }
             Input::Received { sid, conn, payload } => {
                 if self.member_on(sid, conn, true).is_some() {
                     self.received(sid, &payload, now);
+                } else {
+                    self.older_received(sid, conn, &payload, now);
                 }
             }
             Input::Local(local) => {
+                let healed = local == LocalServer::Serving
+                    && matches!(
+                        self.local,
+                        Some(LocalServer::NotServing | LocalServer::Down)
+                    );
                 self.local_left |= local == LocalServer::NotServing;
                 self.local = Some(local);
+                if healed {
+                    self.redial_unanswering(now);
+                }
             }
             Input::Tick => {}
         }
@@ -657,6 +730,7 @@ impl Watcher {
                 ],
             })
             .flatten()
+            .chain(self.departing.iter().map(|d| d.until))
             .min()
     }
 
@@ -766,6 +840,11 @@ impl Watcher {
         m.unanswered = 0;
         m.failures = 0;
         m.error = None;
+        // The member answered on the new connection, so it has replaced the
+        // old one: whatever it still reads there it answers here.
+        if let Some(conn) = m.retired.take() {
+            self.actions.push(Action::Close { sid, conn });
+        }
         self.events.push(Event::Reply { sid, vote });
         if before != Some(vote.state) {
             self.events.push(Event::StateChanged {
@@ -824,10 +903,8 @@ impl Watcher {
             .copied()
             .collect();
         for sid in gone {
-            if let Some(m) = self.members.remove(&sid)
-                && !matches!(m.link, Link::Idle { .. })
-            {
-                self.actions.push(Action::Close { sid, conn: m.conn });
+            if let Some(m) = self.members.remove(&sid) {
+                self.depart(m, now);
             }
         }
         for target in targets {
@@ -839,11 +916,15 @@ impl Watcher {
                     let moved = (m.target.host.as_str(), m.target.election_port)
                         != (target.host.as_str(), target.election_port);
                     m.target = target;
-                    if moved && !matches!(m.link, Link::Idle { .. }) {
-                        self.actions.push(Action::Close {
-                            sid: m.target.sid,
-                            conn: m.conn,
-                        });
+                    // A member whose address changed is a new process (a pod
+                    // has one IP for its life): nothing there will answer
+                    // the old connections.
+                    if moved {
+                        let sid = m.target.sid;
+                        for conn in m.open_conns() {
+                            self.actions.push(Action::Close { sid, conn });
+                        }
+                        m.retired = None;
                         m.link = Link::Idle { retry_at: now };
                         m.in_flight = None;
                     }
@@ -858,13 +939,151 @@ impl Watcher {
         });
     }
 
+    /// Keeps member `sid`'s current connection open as the retired one and
+    /// dials it again: at once the first time since it last answered, else
+    /// after the reconnect back-off (D12).
+    fn retire(&mut self, sid: i64, now: Instant) {
+        let jitter = self.jitter.next();
+        let Some(m) = self.members.get_mut(&sid) else {
+            return;
+        };
+        let delay = match m.failures {
+            0 => Duration::ZERO,
+            n => schedule::reconnect_delay(
+                n,
+                self.config.reconnect_min,
+                self.config.reconnect_max,
+                jitter,
+            ),
+        };
+        m.failures = m.failures.saturating_add(1);
+        m.retired = Some(m.conn);
+        m.link = Link::Idle {
+            retry_at: now + delay,
+        };
+        m.in_flight = None;
+    }
+
+    /// The local server serves again: the network around it is back, so
+    /// every member that does not answer is dialled again now (a dial in
+    /// progress may be waiting for a SYN retransmission seconds away).
+    fn redial_unanswering(&mut self, now: Instant) {
+        let fresh_for = self.config.fresh_for;
+        let sids: Vec<i64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.fresh(fresh_for, now).is_none())
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in sids {
+            let Some(m) = self.members.get_mut(&sid) else {
+                continue;
+            };
+            m.failures = 0;
+            match m.link {
+                Link::Idle { .. } => m.link = Link::Idle { retry_at: now },
+                Link::Connecting => {
+                    self.actions.push(Action::Close { sid, conn: m.conn });
+                    m.link = Link::Idle { retry_at: now };
+                }
+                Link::Up { .. } if m.in_flight.is_some() && m.retired.is_none() => {
+                    self.retire(sid, now);
+                }
+                Link::Up { .. } => m.unanswered = 0,
+            }
+        }
+    }
+
+    /// A member left the committed config: its connections close now, or,
+    /// while a poll to it is unanswered, when it answers or its reply
+    /// time-out passes.
+    fn depart(&mut self, m: Member, now: Instant) {
+        let sid = m.target.sid;
+        let conns = m.open_conns();
+        let until = m
+            .in_flight
+            .map_or(now, |sent| sent + self.config.reply_timeout);
+        let departing = Departing { sid, conns, until };
+        if until > now {
+            self.departing.push(departing);
+        } else {
+            self.close_departed(departing);
+        }
+    }
+
+    fn close_departed(&mut self, d: Departing) {
+        for conn in d.conns {
+            self.actions.push(Action::Close { sid: d.sid, conn });
+        }
+    }
+
+    /// Connection `conn` to `sid`, not the current one, ended.
+    fn older_closed(&mut self, sid: i64, conn: u64) {
+        if let Some(m) = self.members.get_mut(&sid)
+            && m.retired == Some(conn)
+        {
+            m.retired = None;
+        }
+        for d in &mut self.departing {
+            if d.sid == sid {
+                d.conns.retain(|c| *c != conn);
+            }
+        }
+        self.departing.retain(|d| !d.conns.is_empty());
+    }
+
+    /// A reply on a connection that is not the current one: the answer to
+    /// the poll that connection carried. A retired connection's reply is a
+    /// fresh sample; a departing member has answered and may be closed.
+    fn older_received(&mut self, sid: i64, conn: u64, payload: &[u8], now: Instant) {
+        if let Some(i) = self
+            .departing
+            .iter()
+            .position(|d| d.sid == sid && d.conns.contains(&conn))
+        {
+            let d = self.departing.remove(i);
+            self.close_departed(d);
+            return;
+        }
+        let Some(m) = self.members.get_mut(&sid) else {
+            return;
+        };
+        if m.retired != Some(conn) {
+            return;
+        }
+        m.retired = None;
+        if matches!(m.link, Link::Up { .. }) {
+            // The member has not accepted the new connection yet; when it
+            // does, it closes this one. Taken as a reply, but the current
+            // connection's own poll stays in flight: one answer, one poll.
+            self.actions.push(Action::Close { sid, conn });
+            let in_flight = m.in_flight;
+            self.received(sid, payload, now);
+            if let Some(m) = self.members.get_mut(&sid) {
+                m.in_flight = in_flight;
+            }
+        } else {
+            // The old connection works again (a partition healed before a
+            // new dial got through): it becomes the current one.
+            if m.link == Link::Connecting {
+                self.actions.push(Action::Close { sid, conn: m.conn });
+            }
+            m.conn = conn;
+            m.link = Link::Up { since: now };
+            m.bootstrapped = true;
+            self.received(sid, payload, now);
+        }
+    }
+
     fn stop(&mut self, error: WatcherError) {
         for (sid, m) in &self.members {
-            if !matches!(m.link, Link::Idle { .. }) {
-                self.actions.push(Action::Close {
-                    sid: *sid,
-                    conn: m.conn,
-                });
+            for conn in m.open_conns() {
+                self.actions.push(Action::Close { sid: *sid, conn });
+            }
+        }
+        for d in std::mem::take(&mut self.departing) {
+            for conn in d.conns {
+                self.actions.push(Action::Close { sid: d.sid, conn });
             }
         }
         self.events.push(Event::Stopped(error.clone()));
@@ -924,6 +1143,13 @@ impl Watcher {
     /// Runs the timers due at `now`, then re-evaluates reachability and the
     /// leader.
     fn step(&mut self, now: Instant) {
+        let (done, waiting) = std::mem::take(&mut self.departing)
+            .into_iter()
+            .partition(|d| now >= d.until);
+        self.departing = waiting;
+        for d in done {
+            self.close_departed(d);
+        }
         loop {
             let pace = self.pace();
             let sids: Vec<i64> = self.members.keys().copied().collect();
@@ -947,7 +1173,8 @@ impl Watcher {
         };
         let since = match m.link {
             Link::Idle { retry_at } if now >= retry_at => {
-                m.conn += 1;
+                m.conn = self.next_conn;
+                self.next_conn += 1;
                 m.link = Link::Connecting;
                 self.actions.push(Action::Connect {
                     sid,
@@ -974,9 +1201,17 @@ impl Watcher {
                 reason: "no_reply",
                 detail,
             });
+            if m.retired.is_none() {
+                self.retire(sid, now);
+                return self.step_member(sid, pace, now);
+            }
+            // The retired connection is still open, so the member has not
+            // accepted this one (accepting it closes the older): closing it
+            // cannot leave the member without a connection to answer on.
+            // The retired one stays until the member answers or drops it.
             let heard = m.heard_at.map_or(since, |h| h.max(since));
             if now >= heard + config.silence_limit {
-                let (conn, limit) = (m.conn, config.silence_limit);
+                let (limit, conn) = (config.silence_limit, m.conn);
                 self.actions.push(Action::Close { sid, conn });
                 self.link_down(
                     sid,

@@ -274,6 +274,17 @@ impl FrameWriter {
         self.peer
     }
 
+    /// Closes the whole connection with a reset once the reader is dropped
+    /// too: bytes the peer has not acknowledged are discarded, never
+    /// delivered later.
+    pub fn reset(self) {
+        // Best effort: without the option the close is an orderly one.
+        let _ = self.stream.as_ref().set_zero_linger();
+        // Dropping the half normally shuts the sending side down first,
+        // which would queue a FIN behind the unsent bytes.
+        self.stream.forget();
+    }
+
     /// Closes the sending direction (the peer reads end-of-stream).
     pub async fn shutdown(&mut self) -> Result<(), TransportError> {
         self.stream.shutdown().await?;

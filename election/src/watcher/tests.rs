@@ -38,8 +38,13 @@ struct Fake {
     config: Vec<u8>,
     /// Accepts connections.
     up: bool,
-    /// Reads but never answers (a paused process).
+    /// Reads but never answers (a paused process: its kernel still accepts
+    /// connections and takes bytes in).
     silent: bool,
+    /// Cut off from the watcher by a partition: nothing gets through.
+    cut: bool,
+    /// How long it takes to answer a poll.
+    latency: Duration,
 }
 
 impl Fake {
@@ -77,6 +82,8 @@ fn ensemble() -> BTreeMap<i64, Fake> {
                     config: config_text(&[1, 2, 3], "0", sid),
                     up: true,
                     silent: false,
+                    cut: false,
+                    latency: Duration::ZERO,
                 },
             )
         })
@@ -96,16 +103,50 @@ fn config() -> WatcherConfig {
     WatcherConfig::new(myid(1), Some(ElectionAddress::new("127.0.0.1", 3888)))
 }
 
+/// A dial into a partition: its SYN is retransmitted 1 s and 3 s after it
+/// was first sent, and it fails after the 5 s connect time-out.
+const SYN_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(3)];
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When bytes sent at `sent` and not yet acknowledged are retransmitted:
+/// 200 ms, then doubling (Linux on loopback). The first at or after `now`.
+fn next_retransmission(sent: Instant, now: Instant) -> Instant {
+    let mut rto = 200 * MS;
+    let mut at = sent + rto;
+    while at < now {
+        rto *= 2;
+        at += rto;
+    }
+    at
+}
+
+/// The watcher and simulated members, modelled as ZooKeeper's connection
+/// manager behaves towards a watcher's sid: a member answers on the newest
+/// connection it accepted (accepting one closes the one before); when it
+/// must answer and holds none, a real member logs `Invalid server id`
+/// (recorded in `harm`).
 struct Sim {
     w: Watcher,
     now: Instant,
     fakes: BTreeMap<i64, Fake>,
-    /// Open connections: sid → conn.
-    open: BTreeMap<i64, u64>,
+    /// The watcher's open connections, per member, oldest first.
+    open: BTreeMap<i64, Vec<u64>>,
+    /// The connection each member answers on.
+    answers_on: BTreeMap<i64, u64>,
+    /// Connections a paused member has not accepted yet.
+    backlog: BTreeMap<i64, Vec<u64>>,
+    /// Dials waiting on a partition: (first SYN, sid, conn).
+    dialing: Vec<(Instant, i64, u64)>,
+    /// Polls sent into a partition, not acknowledged: (sent, sid, conn).
+    in_transit: Vec<(Instant, i64, u64)>,
+    /// Answers a slow member still owes: (due, sid).
+    owed: Vec<(Instant, i64)>,
     /// Every Send, with when and on which connection.
     sent: Vec<(Instant, i64, u64, Vec<u8>)>,
-    /// Polls a silent member has not answered yet, per sid.
+    /// Polls a silent member has read and not answered yet, per sid.
     unanswered: BTreeMap<i64, usize>,
+    /// What a real member would have logged from the harm list.
+    harm: Vec<String>,
     events: Vec<Event>,
     connects: Vec<(Instant, i64)>,
 }
@@ -120,13 +161,37 @@ impl Sim {
             now,
             fakes,
             open: BTreeMap::new(),
+            answers_on: BTreeMap::new(),
+            backlog: BTreeMap::new(),
+            dialing: Vec::new(),
+            in_transit: Vec::new(),
+            owed: Vec::new(),
             sent: Vec::new(),
             unanswered: BTreeMap::new(),
+            harm: Vec::new(),
             events: Vec::new(),
             connects: Vec::new(),
         };
         sim.pump();
         sim
+    }
+
+    /// The watcher's newest open connection to `sid`.
+    fn current(&self, sid: i64) -> u64 {
+        *self.open[&sid].last().unwrap()
+    }
+
+    fn is_open(&self, sid: i64, conn: u64) -> bool {
+        self.open.get(&sid).is_some_and(|c| c.contains(&conn))
+    }
+
+    fn forget(&mut self, sid: i64, conn: u64) {
+        if let Some(conns) = self.open.get_mut(&sid) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                self.open.remove(&sid);
+            }
+        }
     }
 
     /// Carries out the watcher's actions as the simulated members would
@@ -142,11 +207,18 @@ impl Sim {
                 match action {
                     Action::Connect { sid, conn, to } => {
                         assert_eq!(to, ElectionAddress::new(format!("127.0.0.{sid}"), 3888));
-                        assert!(!self.open.contains_key(&sid), "one connection per member");
+                        let open = self.open.get(&sid).map_or(0, Vec::len);
+                        assert!(open < 2, "at most two connections per member");
+                        assert!(
+                            !self.dialing.iter().any(|d| d.1 == sid),
+                            "one dial at a time per member"
+                        );
                         self.connects.push((self.now, sid));
-                        if self.fakes[&sid].up {
-                            self.open.insert(sid, conn);
-                            self.w.handle(Input::Connected { sid, conn }, self.now);
+                        let fake = &self.fakes[&sid];
+                        if fake.cut {
+                            self.dialing.push((self.now, sid, conn));
+                        } else if fake.up {
+                            self.established(sid, conn);
                         } else {
                             let error = LinkError::new("connect", "connection refused");
                             self.w
@@ -154,64 +226,212 @@ impl Sim {
                         }
                     }
                     Action::Send { sid, conn, payload } => {
-                        assert_eq!(
-                            self.open.get(&sid),
-                            Some(&conn),
-                            "send on an open connection"
-                        );
+                        assert!(self.is_open(sid, conn), "send on an open connection");
                         self.sent.push((self.now, sid, conn, payload));
-                        let fake = &self.fakes[&sid];
-                        if fake.silent {
-                            *self.unanswered.entry(sid).or_default() += 1;
+                        if self.fakes[&sid].cut {
+                            self.in_transit.push((self.now, sid, conn));
                         } else {
-                            let payload = fake.answer();
-                            self.w
-                                .handle(Input::Received { sid, conn, payload }, self.now);
+                            self.deliver(sid);
                         }
                     }
                     Action::Close { sid, conn } => {
-                        assert_eq!(self.open.remove(&sid), Some(conn));
+                        if let Some(i) = self.dialing.iter().position(|d| d.2 == conn) {
+                            self.dialing.remove(i); // abandoned
+                            continue;
+                        }
+                        assert!(self.is_open(sid, conn), "close an open connection");
+                        self.forget(sid, conn);
+                        // A reset: what the member has not received is gone.
+                        self.in_transit.retain(|t| t.2 != conn);
+                        if let Some(b) = self.backlog.get_mut(&sid) {
+                            b.retain(|c| *c != conn);
+                        }
+                        if !self.fakes[&sid].cut && self.answers_on.get(&sid) == Some(&conn) {
+                            self.answers_on.remove(&sid);
+                        }
                     }
                 }
             }
         }
     }
 
+    /// A connection to `sid` is up as far as the watcher's kernel knows.
+    fn established(&mut self, sid: i64, conn: u64) {
+        self.open.entry(sid).or_default().push(conn);
+        self.w.handle(Input::Connected { sid, conn }, self.now);
+        if self.fakes[&sid].silent {
+            self.backlog.entry(sid).or_default().push(conn);
+        } else {
+            self.accept(sid, conn);
+        }
+    }
+
+    /// The member accepts `conn` and closes the connection it held before.
+    fn accept(&mut self, sid: i64, conn: u64) {
+        if let Some(old) = self.answers_on.insert(sid, conn)
+            && old != conn
+            && self.is_open(sid, old)
+        {
+            self.forget(sid, old);
+            let error = LinkError::new("closed", "replaced by the member");
+            self.w.handle(
+                Input::Closed {
+                    sid,
+                    conn: old,
+                    error,
+                },
+                self.now,
+            );
+        }
+    }
+
+    /// A poll reaches member `sid`.
+    fn deliver(&mut self, sid: i64) {
+        let fake = &self.fakes[&sid];
+        if fake.silent {
+            *self.unanswered.entry(sid).or_default() += 1;
+        } else if fake.latency > Duration::ZERO {
+            self.owed.push((self.now + fake.latency, sid));
+        } else {
+            self.answer(sid);
+        }
+    }
+
+    /// Member `sid` answers a poll it read.
+    fn answer(&mut self, sid: i64) {
+        match self.answers_on.get(&sid).copied() {
+            Some(conn) if self.is_open(sid, conn) => {
+                let payload = self.fakes[&sid].answer();
+                self.w
+                    .handle(Input::Received { sid, conn, payload }, self.now);
+            }
+            // Reset by the watcher during a partition: the answer is lost
+            // and the member's connection breaks.
+            Some(_) => {
+                self.answers_on.remove(&sid);
+            }
+            None => self.harm.push(format!(
+                "member {sid}: Invalid server id (an answer with no connection) at {:?}",
+                self.now
+            )),
+        }
+    }
+
+    /// When the simulated network or members next do something by
+    /// themselves.
+    fn next_sim_event(&self) -> Option<Instant> {
+        let dials = self.dialing.iter().map(|(t0, sid, _)| {
+            let syn = SYN_RETRIES
+                .iter()
+                .map(|d| *t0 + *d)
+                .find(|at| *at >= self.now && !self.fakes[sid].cut);
+            syn.unwrap_or(*t0 + CONNECT_TIMEOUT)
+                .min(*t0 + CONNECT_TIMEOUT)
+        });
+        let resent = self
+            .in_transit
+            .iter()
+            .filter(|t| !self.fakes[&t.1].cut)
+            .map(|(sent, _, _)| next_retransmission(*sent, self.now));
+        let owed = self.owed.iter().map(|(due, _)| *due);
+        dials.chain(resent).chain(owed).min()
+    }
+
+    /// Carries out what the network and members do at `now`.
+    fn fire_sim_events(&mut self) {
+        let now = self.now;
+        for (t0, sid, conn) in std::mem::take(&mut self.dialing) {
+            let through = !self.fakes[&sid].cut
+                && SYN_RETRIES.iter().any(|d| t0 + *d == now)
+                && t0 + CONNECT_TIMEOUT > now;
+            if through {
+                self.established(sid, conn);
+            } else if now >= t0 + CONNECT_TIMEOUT {
+                let error = LinkError::new("connect_timeout", "connecting timed out");
+                self.w
+                    .handle(Input::ConnectFailed { sid, conn, error }, now);
+            } else {
+                self.dialing.push((t0, sid, conn));
+            }
+        }
+        for (sent, sid, conn) in std::mem::take(&mut self.in_transit) {
+            if !self.fakes[&sid].cut && next_retransmission(sent, now) == now {
+                if self.is_open(sid, conn) {
+                    self.deliver(sid);
+                }
+            } else {
+                self.in_transit.push((sent, sid, conn));
+            }
+        }
+        let (due, later) = std::mem::take(&mut self.owed)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.owed = later;
+        for (_, sid) in due {
+            self.answer(sid);
+        }
+        self.pump();
+    }
+
     /// Lets time pass, ticking at every deadline.
     fn advance(&mut self, by: Duration) {
         let until = self.now + by;
-        while let Some(deadline) = self.w.next_deadline().filter(|d| *d <= until) {
-            assert!(deadline >= self.now, "a deadline in the past would spin");
-            self.now = deadline;
-            self.w.handle(Input::Tick, self.now);
-            self.pump();
+        loop {
+            let watcher = self.w.next_deadline();
+            let sim = self.next_sim_event();
+            let Some(next) = [watcher, sim]
+                .into_iter()
+                .flatten()
+                .min()
+                .filter(|d| *d <= until)
+            else {
+                break;
+            };
+            assert!(next >= self.now, "a deadline in the past would spin");
+            self.now = next;
+            if sim == Some(next) {
+                self.fire_sim_events();
+            }
+            if watcher == Some(next) {
+                self.w.handle(Input::Tick, self.now);
+                self.pump();
+            }
         }
         self.now = until;
         self.w.handle(Input::Tick, self.now);
         self.pump();
     }
 
-    /// The member's process dies: its connection breaks at once.
+    /// The member's process dies: its connections break at once.
     fn kill(&mut self, sid: i64) {
         self.fakes.get_mut(&sid).unwrap().up = false;
-        if let Some(conn) = self.open.remove(&sid) {
+        self.answers_on.remove(&sid);
+        self.backlog.remove(&sid);
+        self.unanswered.remove(&sid);
+        for conn in self.open.remove(&sid).unwrap_or_default() {
             let error = LinkError::new("closed", "closed by the member");
             self.w.handle(Input::Closed { sid, conn, error }, self.now);
-            self.pump();
-        }
-    }
-
-    /// A paused member resumes and answers the polls it read meanwhile.
-    fn resume(&mut self, sid: i64) {
-        self.fakes.get_mut(&sid).unwrap().silent = false;
-        let answers = self.unanswered.remove(&sid).unwrap_or(0);
-        let conn = self.open[&sid];
-        for _ in 0..answers {
-            let payload = self.fakes[&sid].answer();
-            self.w
-                .handle(Input::Received { sid, conn, payload }, self.now);
         }
         self.pump();
+    }
+
+    /// A paused member resumes: it accepts the connections waiting for it
+    /// and answers the polls it read meanwhile.
+    fn resume(&mut self, sid: i64) {
+        self.fakes.get_mut(&sid).unwrap().silent = false;
+        for conn in self.backlog.remove(&sid).unwrap_or_default() {
+            self.accept(sid, conn);
+        }
+        let answers = self.unanswered.remove(&sid).unwrap_or(0);
+        for _ in 0..answers {
+            self.answer(sid);
+        }
+        self.pump();
+    }
+
+    /// A partition between the watcher and `sid` starts or ends.
+    fn cut(&mut self, sid: i64, cut: bool) {
+        self.fakes.get_mut(&sid).unwrap().cut = cut;
     }
 
     fn set(&mut self, sid: i64, state: ServerState, leader: i64, peer_epoch: i64, ee: i64) {
@@ -258,7 +478,12 @@ fn polls_bootstrap_first_then_echo_that_members_own_config() {
     sim.kill(2);
     sim.fakes.get_mut(&2).unwrap().up = true;
     sim.advance(3 * S);
-    let after: Vec<_> = sim.polls_to(2).into_iter().filter(|p| p.2 == 2).collect();
+    let first = sim.polls_to(2)[0].2;
+    let after: Vec<_> = sim
+        .polls_to(2)
+        .into_iter()
+        .filter(|p| p.2 != first)
+        .collect();
     assert_eq!(after[0].3, watcher_bootstrap(0));
     assert!(after.len() >= 2);
 }
@@ -267,6 +492,7 @@ fn polls_bootstrap_first_then_echo_that_members_own_config() {
 fn never_two_polls_in_flight_nor_closer_than_the_interval() {
     // Random schedules of pauses, kills, restarts, elections and local
     // states; the rate rules must hold in every one (D11).
+    let mut harms = 0;
     for seed in 0..300u64 {
         let mut rng = schedule::Jitter::new(seed);
         let mut sim = Sim::new(ensemble(), config());
@@ -277,7 +503,7 @@ fn never_two_polls_in_flight_nor_closer_than_the_interval() {
                 0 => sim.kill(sid),
                 1 => sim.fakes.get_mut(&sid).unwrap().up = true,
                 2 => sim.fakes.get_mut(&sid).unwrap().silent = true,
-                3 if sim.open.contains_key(&sid) => sim.resume(sid),
+                3 => sim.resume(sid),
                 4 => sim.set(sid, ServerState::Looking, sid, 1, 2),
                 5 => {
                     let local = [
@@ -299,7 +525,9 @@ fn never_two_polls_in_flight_nor_closer_than_the_interval() {
                 assert!(gap >= S, "seed {seed}: member {sid} polled {gap:?} apart");
             }
         }
+        harms += sim.harm.len();
     }
+    assert_eq!(harms, 0, "answers a member had no connection for");
 }
 
 #[test]
@@ -452,7 +680,7 @@ fn while_waiting_for_the_local_member_polls_are_held_then_sent_at_once() {
 #[test]
 fn garbage_on_an_election_port_is_a_reason_not_a_crash() {
     let mut sim = Sim::new(ensemble(), config());
-    let conn = sim.open[&1];
+    let conn = sim.current(1);
     sim.events.clear();
     sim.w.handle(
         Input::Received {
@@ -869,4 +1097,128 @@ fn before_a_leader_is_known_polls_do_not_wait_for_the_slot() {
         let into = (poll.0 - origin).as_nanos() % S.as_nanos();
         assert!(into >= (900 * MS).as_nanos(), "on the slot: {into} ns");
     }
+}
+
+/// Lets time pass in small steps until `done` holds; how long that took.
+fn until(sim: &mut Sim, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> Option<Duration> {
+    let from = sim.now;
+    while sim.now - from <= limit {
+        if done(sim) {
+            return Some(sim.now - from);
+        }
+        sim.advance(10 * MS);
+    }
+    None
+}
+
+#[test]
+fn after_a_partition_heals_the_watcher_beside_its_server_knows_the_leader_at_once() {
+    // The pod of member 1 (its server and this watcher) is cut off from 2
+    // and 3, the leader, for 15 s; member 1 stops serving, then follows
+    // again soon after the network is back.
+    let mut sim = Sim::new(ensemble(), config());
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.advance(3 * S);
+    assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
+    sim.cut(2, true);
+    sim.cut(3, true);
+    sim.advance(2 * S);
+    sim.set(1, ServerState::Looking, 1, 1, 2);
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.advance(13 * S);
+    assert_eq!(sim.leader(), None, "no quorum in sight");
+    sim.cut(2, false);
+    sim.cut(3, false);
+    sim.advance(700 * MS);
+    sim.set(1, ServerState::Following, 3, 1, 1);
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    let took = until(&mut sim, 10 * S, |sim| sim.leader().is_some());
+    assert!(
+        took.is_some_and(|t| t <= 100 * MS),
+        "the leader is known {took:?} after the local server serves again"
+    );
+    assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
+    assert_eq!(sim.harm, Vec::<String>::new());
+    // Once answered, each member is down to one connection again.
+    sim.advance(3 * S);
+    assert!(
+        sim.open.values().all(|conns| conns.len() == 1),
+        "{:?}",
+        sim.open
+    );
+}
+
+#[test]
+fn a_member_that_stops_answering_is_redialled_beside_its_unanswered_connection() {
+    // Without a local server to hint that the network is back, a member
+    // cut off for 15 s is heard again within a few seconds of the heal, not
+    // at TCP's next retransmission of the unanswered poll.
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(3 * S);
+    sim.cut(2, true);
+    // The poll of 4 s goes unanswered; at 6 s 2 is dialled again.
+    sim.advance(3500 * MS);
+    assert_eq!(
+        sim.open[&2].len(),
+        1,
+        "the unanswered connection stays open"
+    );
+    assert!(
+        sim.connects.iter().filter(|c| c.1 == 2).count() == 2,
+        "and 2 is dialled again beside it: {:?}",
+        sim.connects
+    );
+    sim.advance(12 * S);
+    sim.cut(2, false);
+    let took = until(&mut sim, 30 * S, |sim| {
+        sim.w
+            .view(sim.now)
+            .members
+            .iter()
+            .any(|m| m.target.sid == 2 && m.reachable)
+    });
+    assert!(
+        took.is_some_and(|t| t <= 5 * S),
+        "member 2 answers again {took:?} after the heal"
+    );
+    assert_eq!(sim.harm, Vec::<String>::new());
+}
+
+#[test]
+fn a_paused_member_is_redialled_once_and_never_left_without_a_connection_to_answer_on() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(2 * S);
+    sim.fakes.get_mut(&1).unwrap().silent = true;
+    sim.advance(10 * S);
+    assert_eq!(sim.open[&1].len(), 2, "redialled beside the unanswered one");
+    assert_eq!(
+        sim.connects.iter().filter(|c| c.1 == 1).count(),
+        2,
+        "only once while it stays silent"
+    );
+    sim.resume(1);
+    assert_eq!(sim.open[&1].len(), 1, "the member closed the old one");
+    sim.advance(2 * S);
+    assert!(sim.w.view(sim.now).members[0].reachable);
+    assert_eq!(sim.harm, Vec::<String>::new());
+}
+
+#[test]
+fn a_member_that_leaves_the_config_keeps_its_connection_until_it_answers() {
+    // Member 3 answers a little late; the config that removes it arrives
+    // (in member 1's reply) while a poll to it is unanswered.
+    let mut fakes = ensemble();
+    fakes.get_mut(&3).unwrap().latency = 50 * MS;
+    let mut sim = Sim::new(fakes, config());
+    sim.advance(2 * S + 100 * MS);
+    for sid in 1..=3 {
+        sim.fakes.get_mut(&sid).unwrap().config = config_text(&[1, 2], "100000001", sid);
+    }
+    sim.set(2, ServerState::Leading, 2, 2, 2);
+    sim.set(1, ServerState::Following, 2, 2, 2);
+    sim.advance(S);
+    assert_eq!(sim.w.view(sim.now).voters, BTreeSet::from([1, 2]));
+    assert!(!sim.open.contains_key(&3), "closed after it answered");
+    assert_eq!(sim.harm, Vec::<String>::new());
 }

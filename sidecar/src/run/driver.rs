@@ -7,7 +7,10 @@
 //! frames (a bad length prefix ends the connection, as it would on a member)
 //! and writes the payloads the watcher asks for. A broken connection is
 //! reported the moment the read fails, which is how a member's death is
-//! noticed at once.
+//! noticed at once. A member may have two connections open for a while
+//! (the watcher redials beside an unanswered one), so links are kept per
+//! connection. The watcher's closes are abortive (a reset), so a poll the
+//! member never received is dropped, not delivered after we have gone.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -28,9 +31,15 @@ use crate::metrics::Metrics;
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
 struct Link {
-    conn: u64,
-    outbox: mpsc::UnboundedSender<Vec<u8>>,
+    outbox: mpsc::UnboundedSender<Out>,
     task: JoinHandle<()>,
+}
+
+/// What a connection task is told to do.
+enum Out {
+    Frame(Vec<u8>),
+    /// Close with a reset, dropping whatever the member has not received.
+    Reset,
 }
 
 pub(crate) struct Driver {
@@ -40,7 +49,7 @@ pub(crate) struct Driver {
     local: watch::Receiver<Option<LocalServer>>,
     inputs: mpsc::UnboundedReceiver<Input>,
     input_tx: mpsc::UnboundedSender<Input>,
-    links: HashMap<i64, Link>,
+    links: HashMap<(i64, u64), Link>,
     preamble: Preamble,
 }
 
@@ -120,21 +129,22 @@ impl Driver {
                     queue,
                 ));
                 self.metrics.connected();
-                if let Some(old) = self.links.insert(sid, Link { conn, outbox, task }) {
-                    old.task.abort();
-                }
+                // Tasks whose connection already ended leave their entry
+                // behind; drop those of this member now.
+                self.links.retain(|_, link| !link.task.is_finished());
+                self.links.insert((sid, conn), Link { outbox, task });
             }
             Action::Send { sid, conn, payload } => {
-                if let Some(link) = self.links.get(&sid).filter(|l| l.conn == conn) {
+                if let Some(link) = self.links.get(&(sid, conn)) {
                     // A task that already ended has reported why; the
                     // watcher drops its pending poll then.
-                    let _ = link.outbox.send(payload);
+                    let _ = link.outbox.send(Out::Frame(payload));
                 }
                 self.metrics.poll_sent();
             }
             Action::Close { sid, conn } => {
-                if self.links.get(&sid).is_some_and(|l| l.conn == conn)
-                    && let Some(link) = self.links.remove(&sid)
+                if let Some(link) = self.links.remove(&(sid, conn))
+                    && link.outbox.send(Out::Reset).is_err()
                 {
                     link.task.abort();
                 }
@@ -234,11 +244,17 @@ async fn connection(
     to: ElectionAddress,
     preamble: Preamble,
     inputs: mpsc::UnboundedSender<Input>,
-    mut outbox: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut outbox: mpsc::UnboundedReceiver<Out>,
 ) {
     let link_error =
         |e: zk_election::transport::TransportError| LinkError::new(e.reason(), e.to_string());
-    let connection = match dial(&to, &preamble, CONNECT_TIMEOUT).await {
+    let dialled = tokio::select! {
+        dialled = dial(&to, &preamble, CONNECT_TIMEOUT) => dialled,
+        // Nothing is sent before `Connected`, so anything now is a close:
+        // the dial is abandoned.
+        _ = outbox.recv() => return,
+    };
+    let connection = match dialled {
         Ok(connection) => connection,
         Err(e) => {
             let _ = inputs.send(Input::ConnectFailed {
@@ -261,13 +277,16 @@ async fn connection(
                 }
                 Err(e) => break link_error(e),
             },
-            payload = outbox.recv() => match payload {
-                Some(payload) => {
+            out = outbox.recv() => match out {
+                Some(Out::Frame(payload)) => {
                     if let Err(e) = writer.send(&payload).await {
                         break link_error(e);
                     }
                 }
-                None => return, // the watcher closed it
+                Some(Out::Reset) | None => {
+                    writer.reset();
+                    return;
+                }
             },
         }
     };
