@@ -22,6 +22,7 @@
 
 pub mod load;
 pub mod monitoring;
+mod network;
 pub mod prometheus;
 mod sidecar;
 
@@ -45,6 +46,22 @@ use zk_process::{FourLetterError, Installation, Mode, Signal, Srvr};
 /// Whether this run is CI's: `CI` is set to anything but `""`, `0` or `false`.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+/// Whether [`LoopbackEnsemble::enable_partitions`] can work here (root,
+/// iptables, cgroup2). In CI a missing part fails the test; elsewhere the
+/// test is skipped with a line on stderr saying so and why.
+pub fn partitions_available() -> bool {
+    match network::unavailable() {
+        None => true,
+        Some(why) if in_ci() => panic!("this test makes network partitions and CI is set: {why}"),
+        Some(why) => {
+            eprintln!(
+                "SKIPPED: this test makes network partitions ({why}); CI is unset, so it is skipped"
+            );
+            false
+        }
+    }
 }
 
 /// The ZooKeeper installation, or `None` when the test should be skipped.
@@ -115,6 +132,9 @@ pub struct LoopbackEnsemble {
     pub jvm_flags: Vec<String>,
     /// `zk-sidecar run` processes beside members (see [`sidecar`]).
     sidecars: BTreeMap<Myid, sidecar::SidecarProcess>,
+    /// Partitions between members (see [`LoopbackEnsemble::enable_partitions`]);
+    /// last, so it is dropped after every process is gone.
+    network: Option<network::Network>,
 }
 
 impl LoopbackEnsemble {
@@ -142,6 +162,7 @@ impl LoopbackEnsemble {
             servers: BTreeMap::new(),
             jvm_flags: small_jvm_flags(),
             sidecars: BTreeMap::new(),
+            network: None,
         };
         for member in ensemble.spec.members() {
             ensemble.prepare(member.myid);
@@ -233,15 +254,68 @@ impl LoopbackEnsemble {
             .open(self.log_path(myid))
             .expect("open the server log");
         let err = log.try_clone().expect("clone the log handle");
-        let child = self
+        let command = self
             .install
-            .server_command(&conf, &conf.join("zoo.cfg"), &self.jvm_flags)
+            .server_command(&conf, &conf.join("zoo.cfg"), &self.jvm_flags);
+        let child = self
+            .in_member_network(myid, command)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
             .spawn()
             .expect("start java");
         self.server_mut(myid).child = Some(child);
+    }
+
+    /// Lets [`LoopbackEnsemble::partition`] cut members off from each other
+    /// (see the `network` module: root, iptables and cgroup2 needed). Call
+    /// before starting any server or sidecar: each member's processes then
+    /// run in a cgroup of their own and connect from the member's address,
+    /// as from a pod's IP.
+    pub fn enable_partitions(&mut self) -> Result<(), String> {
+        let addresses = self
+            .myids()
+            .into_iter()
+            .map(|myid| {
+                let host = self.spec.host(myid);
+                host.parse()
+                    .map(|ip| (myid, ip))
+                    .map_err(|e| format!("member {myid}'s host {host}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        self.network = Some(network::Network::new(addresses)?);
+        Ok(())
+    }
+
+    /// Cuts every member of one group off from every member of the others,
+    /// both ways (servers and sidecars alike), replacing any partition
+    /// before. The test process still reaches everyone.
+    pub fn partition(&self, groups: &[&[Myid]]) -> Result<(), String> {
+        self.network()?.partition(groups)
+    }
+
+    /// Ends every partition.
+    pub fn heal(&self) -> Result<(), String> {
+        self.network()?.heal()
+    }
+
+    fn network(&self) -> Result<&network::Network, String> {
+        self.network
+            .as_ref()
+            .ok_or_else(|| "call enable_partitions before starting the ensemble".to_owned())
+    }
+
+    /// `command` as member `myid` runs it: inside its network when
+    /// partitions are enabled.
+    pub(crate) fn in_member_network(
+        &self,
+        myid: Myid,
+        command: std::process::Command,
+    ) -> std::process::Command {
+        match &self.network {
+            Some(network) => network.wrap(myid, &command),
+            None => command,
+        }
     }
 
     /// The pid of a running member's server.

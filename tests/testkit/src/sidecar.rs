@@ -104,7 +104,8 @@ impl LoopbackEnsemble {
             .append(true)
             .open(&log_path)
             .expect("open the sidecar log");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--log-format", "text", mode, "--config"])
             .arg(self.config_path(myid))
             .arg("--myid-file")
@@ -113,7 +114,9 @@ impl LoopbackEnsemble {
             .arg(self.sidecar_addr(myid).to_string())
             .args(extra)
             .env_remove("POD_IP")
-            .env("RUST_LOG", "info,zk_sidecar=debug")
+            .env("RUST_LOG", "info,zk_sidecar=debug");
+        let child = self
+            .in_member_network(myid, command)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
             .stderr(log)
