@@ -267,6 +267,10 @@ async fn real_scale_3_5_3_under_write_load_loses_nothing_and_kept_data_rejoins()
         let mntr = znodes(myid).await;
         assert_eq!(mntr, leader, "myid {myid} holds what the leader holds");
     }
+    // Every step dropped or added a member the sidecars were polling (the
+    // joiner's own sidecar starts from a config its member is not yet in).
+    let harm = local.harm_lines();
+    assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +326,8 @@ async fn real_scale_1_3_1_with_an_observer_refused_while_the_staying_voter_is_do
     );
     assert_membership(&local, &[1], &[]).await;
     watch.finish("1 -> 3+1 -> 1").await;
+    let harm = local.harm_lines();
+    assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }
 
 /// How many znodes the server at `addr` holds (`mntr`).
@@ -402,4 +408,6 @@ async fn real_roll_restarts_each_member_once_and_the_leader_last() {
     let timeline = watch.finish("roll twice").await;
     // Only the two leader restarts moved the leadership.
     assert_eq!(timeline.elections(), 2);
+    let harm = local.harm_lines();
+    assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }

@@ -91,6 +91,24 @@ impl Local {
         Ipv4Addr::from(u32::from(self.base) + u32::from(myid))
     }
 
+    /// Lines of any member's ZooKeeper log that are harm while members
+    /// join and leave ([`zk_testkit::harm_during_membership_changes`]), as
+    /// `(member folder, line)`.
+    pub fn harm_lines(&self) -> Vec<(String, String)> {
+        let Ok(entries) = fs::read_dir(self.ensemble_dir().join("members")) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let member = entry.file_name().to_string_lossy().into_owned();
+            let log = fs::read_to_string(entry.path().join("zookeeper.log")).unwrap_or_default();
+            for line in zk_testkit::harm_during_membership_changes(&log) {
+                found.push((member.clone(), line.to_owned()));
+            }
+        }
+        found
+    }
+
     fn print_logs(&self) {
         let members = self.ensemble_dir().join("members");
         let Ok(entries) = fs::read_dir(&members) else {

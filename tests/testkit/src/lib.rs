@@ -474,3 +474,88 @@ pub const HARM: [&str; 10] = [
     "Cannot open channel to 461168601842738",
     "connection request from a server with our own ID",
 ];
+
+/// The lines of one member's log that are harm while its membership
+/// changes (a `local scale`, a roll): [`HARM`], less what a reconfig makes
+/// ZooKeeper write by itself.
+/// * "restarting leader election": a joiner learns the new config from its
+///   peers while LOOKING.
+/// * "Invalid server id: 2^62…" while the member's election subsystem is
+///   being replaced (from "Leaving listener" to "is accepting connections
+///   now"): every member drops every election connection when it applies a
+///   reconfig, and a watcher's poll it had read just before is answered
+///   after its connection is gone. The watcher closed nothing.
+pub fn harm_during_membership_changes(log: &str) -> Vec<&str> {
+    let mut restarting = false;
+    let mut found = Vec::new();
+    for line in log.lines() {
+        if line.contains("Leaving listener") {
+            restarting = true;
+        } else if line.contains("is accepting connections now") {
+            restarting = false;
+        }
+        let excused = |needle: &&str| {
+            needle.contains("restarting leader election")
+                || (restarting && needle.starts_with("Invalid server id"))
+        };
+        if HARM
+            .iter()
+            .any(|needle| line.contains(needle) && !excused(&needle))
+        {
+            found.push(line);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harm_during_membership_changes;
+
+    #[test]
+    fn a_watchers_answer_lost_to_a_reconfig_restart_is_excused_nothing_else() {
+        let invalid = "WARN [WorkerSender[myid=3]:QuorumCnxManager@780] - Invalid server id: 4611686018427387906 ";
+        let cases: [(&str, Vec<&str>, usize); 5] = [
+            ("outside a restart", vec![invalid], 1),
+            (
+                "inside a restart",
+                vec![
+                    "INFO - Leaving listener",
+                    invalid,
+                    "INFO - 3 is accepting connections now",
+                ],
+                0,
+            ),
+            (
+                "after the restart",
+                vec![
+                    "INFO - Leaving listener",
+                    "INFO - 3 is accepting connections now",
+                    invalid,
+                ],
+                1,
+            ),
+            (
+                "a joiner's restart",
+                vec!["INFO - restarting leader election"],
+                0,
+            ),
+            (
+                "a parse error inside a restart",
+                vec![
+                    "INFO - Leaving listener",
+                    "WARN - Initial message parsing error!",
+                ],
+                1,
+            ),
+        ];
+        for (name, lines, expected) in cases {
+            let log = lines.join("\n");
+            assert_eq!(
+                harm_during_membership_changes(&log).len(),
+                expected,
+                "{name}"
+            );
+        }
+    }
+}
