@@ -500,7 +500,7 @@ pub fn harm_during_membership_changes(log: &str) -> Vec<&str> {
         };
         if HARM
             .iter()
-            .any(|needle| line.contains(needle) && !excused(&needle))
+            .any(|needle| line.contains(needle) && !excused(needle))
         {
             found.push(line);
         }
