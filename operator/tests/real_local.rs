@@ -138,6 +138,58 @@ async fn up_kill_the_leader_start_it_again_and_down_leaves_nothing_running() {
 }
 
 #[tokio::test]
+async fn a_crashed_sidecar_is_brought_back_by_start_and_its_server_is_left_alone() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    local_support::sidecar_built();
+    let local = Local::new("crashed", "  replicas: 3\n");
+    local.up();
+    let before = member(&local.status().expect("status"), 2);
+    let server = before["server"]["pid"].as_u64().expect("a server pid");
+    let sidecar = before["sidecar"]["pid"].as_u64().expect("a sidecar pid");
+    zk_process::signal(
+        u32::try_from(sidecar).expect("a pid"),
+        zk_process::Signal::SIGKILL,
+    )
+    .expect("kill the sidecar");
+    eventually(
+        "the sidecar to be gone",
+        Duration::from_secs(10),
+        || async {
+            if is_running(sidecar) {
+                Err(format!("{sidecar} still runs"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+
+    let start = local.run(&["start", "2"]);
+    assert_success(&start, "local start of a member whose sidecar crashed");
+    let after = member(&local.status().expect("status"), 2);
+    assert_eq!(
+        after["server"]["pid"].as_u64(),
+        Some(server),
+        "the server was left alone: {after}"
+    );
+    let restarted = after["sidecar"]["pid"].as_u64().expect("a new sidecar");
+    assert!(restarted != sidecar && is_running(restarted), "{after}");
+    assert!(
+        matches!(after["state"].as_str(), Some("FOLLOWING" | "LEADING")),
+        "the new sidecar reports its server: {after}"
+    );
+
+    // With both running there is nothing to start.
+    assert_failure(
+        &local.run(&["start", "2"]),
+        1,
+        &["and its sidecar are already running", "kill 2"],
+    );
+}
+
+#[tokio::test]
 async fn a_second_up_is_refused_while_the_first_runs() {
     if zk_testkit::zookeeper().is_none() {
         return;

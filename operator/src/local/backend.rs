@@ -263,6 +263,22 @@ impl LocalEnsemble {
         }
     }
 
+    /// Drops the record of the member's sidecar if that process has exited
+    /// (so that starting the member starts a new one instead of reporting
+    /// the old one's exit).
+    pub fn forget_exited_sidecar(&mut self, myid: Myid) -> Result<(), LocalError> {
+        let record = self.record_mut(myid)?;
+        if record
+            .sidecar_process
+            .as_ref()
+            .is_some_and(|p| !p.liveness().is_alive())
+        {
+            record.sidecar_process = None;
+            self.save()?;
+        }
+        Ok(())
+    }
+
     /// Whether the member's sidecar runs (or is paused).
     pub fn sidecar_alive(&self, myid: Myid) -> bool {
         self.state

@@ -205,34 +205,41 @@ impl Cli {
         let mut ensemble = self.open()?;
         let myid = args.myid;
         let record = ensemble.record(myid)?.clone();
-        if let Some(server) = record.server_process.as_ref() {
-            match server.liveness() {
-                process::Liveness::Running => {
-                    return Err(LocalError::AlreadyStarted {
-                        name: record.name,
-                        myid,
-                        pid: server.pid,
-                    });
+        // A sidecar that died is restarted whatever its server does; the
+        // server, if it still runs, is left alone.
+        ensemble.forget_exited_sidecar(myid)?;
+        let sidecar_alive = ensemble.sidecar_alive(myid);
+        let server = record.server_process.as_ref();
+        let launcher = Launcher::discover()?;
+        match server.map(|s| (s.pid, s.liveness())) {
+            Some((pid, process::Liveness::Running)) if sidecar_alive => {
+                return Err(LocalError::AlreadyStarted {
+                    name: record.name,
+                    myid,
+                    pid,
+                });
+            }
+            Some((pid, process::Liveness::Paused)) => {
+                return Err(LocalError::Paused {
+                    name: record.name,
+                    myid,
+                    pid,
+                });
+            }
+            Some((_, process::Liveness::Running)) => {
+                ensemble.start_sidecar(&launcher, myid)?;
+            }
+            Some((_, process::Liveness::Exited)) | None => {
+                let member = self.member_plan(&ensemble, myid)?;
+                let busy = ports_in_use_of(&member, sidecar_alive);
+                if !busy.is_empty() {
+                    return Err(LocalError::PortsInUse(busy));
                 }
-                process::Liveness::Paused => {
-                    return Err(LocalError::Paused {
-                        name: record.name,
-                        myid,
-                        pid: server.pid,
-                    });
-                }
-                process::Liveness::Exited => {}
+                ensemble
+                    .start_member(&launcher, &member, args.timeout)
+                    .await?;
             }
         }
-        let launcher = Launcher::discover()?;
-        let member = self.member_plan(&ensemble, myid)?;
-        let busy = ports_in_use_of(&member, ensemble.sidecar_alive(myid));
-        if !busy.is_empty() {
-            return Err(LocalError::PortsInUse(busy));
-        }
-        ensemble
-            .start_member(&launcher, &member, args.timeout)
-            .await?;
         let deadline = started + args.timeout;
         let mut progress = Progress::new(started);
         let client = SidecarClient::new();

@@ -136,7 +136,7 @@ pub enum LocalError {
         state: String,
     },
     #[error(
-        "the ZooKeeper server of {name} (myid {myid}) is already running (pid {pid}); stop it first with `{p} kill {myid}`",
+        "the ZooKeeper server of {name} (myid {myid}) and its sidecar are already running (server pid {pid}); to start the server afresh, stop it first with `{p} kill {myid}`",
         p = program()
     )]
     AlreadyStarted { name: String, myid: Myid, pid: u32 },
