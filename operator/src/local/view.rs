@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use zk_ensemble::status::LeaderPhase;
 use zk_ensemble::{MemberState, Myid, Role, SidecarStatus};
 
 use super::plan::metrics_url;
@@ -41,6 +42,9 @@ pub struct MemberView {
     pub state: Option<MemberState>,
     /// The leader its sidecar reports.
     pub leader: Option<u64>,
+    /// How far that leader has come (`elected` in the epoch of its
+    /// election, then `established` in the new epoch it leads in).
+    pub leader_phase: Option<LeaderPhase>,
     pub peer_epoch: Option<i64>,
     /// Whether its server serves client requests (`srvr` answers with a
     /// mode), as its sidecar last saw; `null` when unknown.
@@ -110,6 +114,7 @@ pub fn view(
                 role: m.role,
                 state,
                 leader: status.and_then(|s| s.leader),
+                leader_phase: status.and_then(|s| s.leader_phase),
                 peer_epoch: status.and_then(|s| s.peer_epoch),
                 serving: status.and_then(|s| s.serving),
                 client: m.client.to_string(),
@@ -234,10 +239,13 @@ impl LocalView {
     }
 
     /// Whether a member is settled, serving, and follows (or is) the
-    /// quorum-backed leader in its epoch.
+    /// quorum-backed leader in its epoch, established: right after an
+    /// election the votes still carry the epoch the election was held in
+    /// (0 on a new ensemble) until the leader's new epoch reaches them.
     fn agrees(&self, m: &MemberView) -> bool {
         let leads = m.state == Some(MemberState::Leading);
-        m.state.is_some_and(MemberState::is_settled)
+        m.leader_phase == Some(LeaderPhase::Established)
+            && m.state.is_some_and(MemberState::is_settled)
             && m.serving == Some(true)
             && m.leader == self.leader
             && m.peer_epoch == self.peer_epoch
@@ -296,7 +304,7 @@ mod tests {
             role: Role::Voter,
             state,
             leader,
-            leader_phase: None,
+            leader_phase: Some(LeaderPhase::Established),
             peer_epoch: Some(epoch),
             election_epoch: Some(1),
             zxid: None,
@@ -437,6 +445,34 @@ zk-2    3     voter  LEADING    3       1      127.0.0.4:2181  http://127.0.0.4:
             let view = view(&state(), &processes, &leader_two(own));
             assert_eq!(view.leader, Some(2), "{case}");
             assert_eq!(view.rejoined(id(3)), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_new_ensemble_agrees_only_once_its_leaders_new_epoch_is_established() {
+        // Right after the first election every vote says epoch 0; the
+        // leader's epoch 1 reaches the sidecars a moment later. The table
+        // `up` prints waits for that (it showed EPOCH 0, `status` 1).
+        let processes = (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        let readings = |phase: LeaderPhase, epoch: i64| {
+            BTreeMap::from_iter((1..=3).map(|n| {
+                let state = if n == 3 {
+                    MemberState::Leading
+                } else {
+                    MemberState::Following
+                };
+                let mut s = status(n, state, Some(3), epoch);
+                s.leader_phase = Some(phase);
+                (id(n as i64), Ok(s))
+            }))
+        };
+        for (phase, epoch, agreed) in [
+            (LeaderPhase::Elected, 0, false),
+            (LeaderPhase::Establishing, 1, false),
+            (LeaderPhase::Established, 1, true),
+        ] {
+            let view = view(&state(), &processes, &readings(phase, epoch));
+            assert_eq!(view.agreed(), agreed, "{phase:?} in epoch {epoch}");
         }
     }
 
