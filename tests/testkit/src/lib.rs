@@ -20,6 +20,7 @@
 
 #![allow(clippy::print_stderr)]
 
+pub mod linearizable;
 pub mod load;
 pub mod monitoring;
 mod network;
