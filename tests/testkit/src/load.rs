@@ -385,3 +385,128 @@ mod tests {
         assert_eq!(never.longest_without_leader(), Duration::from_millis(700));
     }
 }
+
+/// Clients contending on one znode with compare-and-set writes
+/// (`setData` with the version each just read), every operation recorded
+/// with its invoke and complete times for [`crate::linearizable::check`].
+pub struct CasLoad {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<Vec<crate::linearizable::Cas>>>,
+    started: Instant,
+}
+
+impl CasLoad {
+    /// Creates `path` (version 0) and starts `clients` clients on it, each
+    /// pausing `pause` between operations.
+    pub async fn start(
+        connect: &str,
+        path: &str,
+        clients: usize,
+        pause: Duration,
+    ) -> Result<CasLoad, String> {
+        let admin = connect_retrying(connect).await?;
+        let acl = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        admin
+            .create(path, b"0", &acl)
+            .await
+            .map_err(|e| format!("cannot create the register {path}: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let client = connect_retrying(connect).await?;
+            let (flag, connect, path) = (stop.clone(), connect.to_owned(), path.to_owned());
+            tasks.push(tokio::spawn(async move {
+                cas_client(client, &connect, &path, &flag, pause, started).await
+            }));
+        }
+        Ok(CasLoad {
+            stop,
+            tasks,
+            started,
+        })
+    }
+
+    /// Stops the clients; every operation they made, in no particular order.
+    pub async fn stop(self) -> Vec<crate::linearizable::Cas> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.extend(task.await.unwrap_or_default());
+        }
+        all
+    }
+
+    /// When the clients started (the origin of the operations' times).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+async fn cas_client(
+    mut client: zk::Client,
+    connect: &str,
+    path: &str,
+    stop: &AtomicBool,
+    pause: Duration,
+    started: Instant,
+) -> Vec<crate::linearizable::Cas> {
+    use crate::linearizable::{Cas, Outcome};
+    let micros =
+        |at: Instant| u64::try_from(at.duration_since(started).as_micros()).unwrap_or(u64::MAX);
+    let mut history = Vec::new();
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(pause).await;
+        let Ok(Ok((_, stat))) = tokio::time::timeout(REQUEST_TIMEOUT, client.get_data(path)).await
+        else {
+            if let Ok(fresh) = connect_retrying(connect).await {
+                client = fresh;
+            }
+            continue;
+        };
+        n += 1;
+        let invoke = Instant::now();
+        let write = client.set_data(path, n.to_string().as_bytes(), Some(stat.version));
+        let (complete, outcome) = match tokio::time::timeout(REQUEST_TIMEOUT, write).await {
+            Ok(Ok(_)) => (Some(micros(Instant::now())), Outcome::Set),
+            Ok(Err(zk::Error::BadVersion)) => (Some(micros(Instant::now())), Outcome::BadVersion),
+            Ok(Err(_)) | Err(_) => (None, Outcome::Unknown),
+        };
+        history.push(Cas {
+            invoke: micros(invoke),
+            complete,
+            expected: i64::from(stat.version),
+            outcome,
+        });
+        if outcome == Outcome::Unknown
+            && let Ok(fresh) = connect_retrying(connect).await
+        {
+            client = fresh;
+        }
+    }
+    history
+}
+
+/// Acknowledged writes whose creation order (their `czxid`) differs from
+/// the order the client had them acknowledged, as `(earlier, later)`.
+pub async fn out_of_order(
+    connect: &str,
+    acked: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let client = connect_retrying(connect).await?;
+    let mut zxids = Vec::with_capacity(acked.len());
+    for path in acked {
+        let stat = tokio::time::timeout(REQUEST_TIMEOUT, client.check_stat(path))
+            .await
+            .map_err(|_| format!("no answer about {path}"))?
+            .map_err(|e| format!("cannot read {path}: {e}"))?;
+        zxids.push(stat.map(|s| s.czxid));
+    }
+    Ok(acked
+        .windows(2)
+        .zip(zxids.windows(2))
+        .filter(|(_, z)| matches!((z[0], z[1]), (Some(a), Some(b)) if a >= b))
+        .map(|(p, _)| (p[0].clone(), p[1].clone()))
+        .collect())
+}
