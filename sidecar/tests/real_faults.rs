@@ -216,12 +216,7 @@ async fn the_fault_suite_loses_no_write_stays_linearizable_and_the_sidecars_tell
         .expect("start the register's clients");
     let addresses = all
         .iter()
-        .map(|m| {
-            (
-                u8::try_from(m.get()).expect("a small myid"),
-                ensemble.client_addr(*m),
-            )
-        })
+        .map(|m| (m.get(), ensemble.client_addr(*m)))
         .collect();
     let sampler = LeaderSampler::start(addresses, Duration::from_millis(100));
     let started = Instant::now();

@@ -239,14 +239,12 @@ mod tests {
     fn a_long_history_of_contending_clients_is_checked_quickly() {
         // Four clients, each op overlapping the others': 400 operations.
         let mut history = Vec::new();
-        let mut version = 0;
         for round in 0..100u64 {
-            let t = round * 10;
+            let (t, version) = (round * 10, i64::try_from(round).unwrap());
             for c in 0..4u64 {
                 let outcome = if c == round % 4 { Set } else { BadVersion };
                 history.push(op(t + c, Some(t + 8), version, outcome));
             }
-            version += 1;
         }
         let started = std::time::Instant::now();
         assert!(check(0, &history).is_ok());

@@ -330,62 +330,6 @@ impl Timeline {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_leader_counts_only_while_its_config_lists_it_as_a_voter() {
-        let conf = "clientPort=2181\nmembership: \nserver.1=127.0.0.2:2888:3888:participant;127.0.0.2:2181\nserver.128=127.0.0.129:2888:3888:observer;127.0.0.129:2181\nversion=100000003\n";
-        assert!(lists_as_voter(conf, 1));
-        assert!(!lists_as_voter(conf, 128), "an observer");
-        assert!(!lists_as_voter(conf, 3), "removed by a reconfig");
-        assert!(!lists_as_voter(conf, 12), "server.1 is not server.12");
-    }
-
-    fn round(ms: u64, leaders: &[(u8, i64, bool)]) -> Round {
-        Round {
-            at: Duration::from_millis(ms),
-            leaders: leaders
-                .iter()
-                .map(|(myid, epoch, quorum_backed)| LeaderSample {
-                    myid: *myid,
-                    epoch: *epoch,
-                    quorum_backed: *quorum_backed,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn gaps_elections_and_split_brain_are_read_from_the_rounds() {
-        let timeline = Timeline {
-            rounds: vec![
-                round(0, &[(1, 1, true)]),
-                round(100, &[(1, 1, true)]),
-                round(200, &[(1, 1, false)]),
-                round(300, &[]),
-                round(400, &[(2, 2, true)]),
-                round(500, &[(2, 2, true), (1, 1, false)]),
-            ],
-        };
-        assert_eq!(
-            timeline.longest_without_leader(),
-            Duration::from_millis(300)
-        );
-        assert_eq!(timeline.elections(), 1);
-        assert!(timeline.split_brain().is_empty());
-        let split = Timeline {
-            rounds: vec![round(0, &[(1, 1, true), (2, 1, true)])],
-        };
-        assert_eq!(split.split_brain().len(), 2);
-        let never = Timeline {
-            rounds: vec![round(0, &[]), round(700, &[])],
-        };
-        assert_eq!(never.longest_without_leader(), Duration::from_millis(700));
-    }
-}
-
 /// Clients contending on one znode with compare-and-set writes
 /// (`setData` with the version each just read), every operation recorded
 /// with its invoke and complete times for [`crate::linearizable::check`].
@@ -509,4 +453,60 @@ pub async fn out_of_order(
         .filter(|(_, z)| matches!((z[0], z[1]), (Some(a), Some(b)) if a >= b))
         .map(|(p, _)| (p[0].clone(), p[1].clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_counts_only_while_its_config_lists_it_as_a_voter() {
+        let conf = "clientPort=2181\nmembership: \nserver.1=127.0.0.2:2888:3888:participant;127.0.0.2:2181\nserver.128=127.0.0.129:2888:3888:observer;127.0.0.129:2181\nversion=100000003\n";
+        assert!(lists_as_voter(conf, 1));
+        assert!(!lists_as_voter(conf, 128), "an observer");
+        assert!(!lists_as_voter(conf, 3), "removed by a reconfig");
+        assert!(!lists_as_voter(conf, 12), "server.1 is not server.12");
+    }
+
+    fn round(ms: u64, leaders: &[(u8, i64, bool)]) -> Round {
+        Round {
+            at: Duration::from_millis(ms),
+            leaders: leaders
+                .iter()
+                .map(|(myid, epoch, quorum_backed)| LeaderSample {
+                    myid: *myid,
+                    epoch: *epoch,
+                    quorum_backed: *quorum_backed,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn gaps_elections_and_split_brain_are_read_from_the_rounds() {
+        let timeline = Timeline {
+            rounds: vec![
+                round(0, &[(1, 1, true)]),
+                round(100, &[(1, 1, true)]),
+                round(200, &[(1, 1, false)]),
+                round(300, &[]),
+                round(400, &[(2, 2, true)]),
+                round(500, &[(2, 2, true), (1, 1, false)]),
+            ],
+        };
+        assert_eq!(
+            timeline.longest_without_leader(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(timeline.elections(), 1);
+        assert!(timeline.split_brain().is_empty());
+        let split = Timeline {
+            rounds: vec![round(0, &[(1, 1, true), (2, 1, true)])],
+        };
+        assert_eq!(split.split_brain().len(), 2);
+        let never = Timeline {
+            rounds: vec![round(0, &[]), round(700, &[])],
+        };
+        assert_eq!(never.longest_without_leader(), Duration::from_millis(700));
+    }
 }
