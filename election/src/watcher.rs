@@ -18,7 +18,8 @@
 //!   that member's own latest config (D1, D2, D3);
 //! * at most one poll in flight per member and never two polls to a member
 //!   closer than the poll interval (at least 250 ms), elections or not (D11);
-//! * reconnects after 1 s, doubling to 30 s, with jitter (D12).
+//! * reconnects after 1 s, doubling to 30 s, with jitter (D12); dials that
+//!   never reached the member (timed out, refused) back off to 2 s at most.
 //!
 //! # Redialling, and never closing under an unanswered poll
 //!
@@ -36,8 +37,9 @@
 //!   deliver the next poll only at its next retransmission, many seconds
 //!   after the network heals. At most one connection is retired per member;
 //! * when the local server serves again after not serving (the network
-//!   around this pod is back), every member not answering is dialled again
-//!   at once, its back-off forgotten;
+//!   around this pod is back), every member waiting to be dialled again is
+//!   dialled at once, its back-off forgotten; a dial under way is never
+//!   abandoned;
 //! * a member that leaves the committed config while a poll to it is
 //!   unanswered keeps its connection until it answers or the reply time-out
 //!   passes (*departing*);
@@ -115,6 +117,12 @@ pub struct WatcherConfig {
     pub reply_timeout: Duration,
     /// A reply counts towards conclusions for this long (3 poll intervals).
     pub fresh_for: Duration,
+    /// How long a dial may take (the I/O layer's connect time-out). Twice
+    /// the default poll interval, shorter than the 5 s the protocol notes
+    /// suggest: a dial that fails costs a member nothing (nothing reached
+    /// it), and during a partition a shorter one means a fresh SYN soon
+    /// after the network heals instead of a retransmission seconds away.
+    pub connect_timeout: Duration,
     /// The first reconnect delay; it doubles up to `reconnect_max`.
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
@@ -201,6 +209,7 @@ impl WatcherConfig {
             poll_interval: Duration::from_secs(1),
             reply_timeout: Duration::from_secs(2),
             fresh_for: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(30),
             silence_limit: Duration::from_secs(30),
@@ -306,7 +315,7 @@ pub enum Input {
 /// What the I/O layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Dial `to` (5 s connect timeout) and write the configured preamble in
+    /// Dial `to` (within [`WatcherConfig::connect_timeout`]) and write the configured preamble in
     /// one write (`transport::dial`); answer with [`Input::Connected`] or
     /// [`Input::ConnectFailed`].
     Connect {
@@ -321,8 +330,9 @@ pub enum Action {
         payload: Vec<u8>,
     },
     /// Close connection `conn` abortively (a reset: bytes the member has
-    /// not received are dropped, never delivered later); a dial still in
-    /// progress is abandoned. No input is expected back.
+    /// not received are dropped, never delivered later). The watcher never
+    /// closes a dial still in progress; should one be, the I/O layer
+    /// abandons it. No input is expected back.
     Close { sid: i64, conn: u64 },
 }
 
@@ -394,6 +404,12 @@ struct Member {
     /// went unanswered and may still be answered; closed once the member
     /// answers again (see the module docs).
     retired: Option<u64>,
+    /// Whether the member answered on the retired connection (while the new
+    /// dial is still under way it is then the member's working one).
+    retired_answered: bool,
+    /// Dial again at once if the dial under way fails (the local server
+    /// served again while it was under way).
+    redial_at_once: bool,
     /// Whether the current connection has carried its bootstrap poll.
     bootstrapped: bool,
     last_poll: Option<Instant>,
@@ -417,6 +433,8 @@ impl Member {
             link: Link::Idle { retry_at: now },
             conn: 0,
             retired: None,
+            retired_answered: false,
+            redial_at_once: false,
             bootstrapped: false,
             last_poll: None,
             in_flight: None,
@@ -442,7 +460,9 @@ impl Member {
     /// within its reply time-out (polls may be up to two intervals apart,
     /// on their slot or while held; waiting for an answer is not silence).
     fn fresh(&self, fresh_for: Duration, now: Instant) -> Option<&Sample> {
-        let up = matches!(self.link, Link::Up { .. });
+        // A retired connection that answered is up too (see `older_received`).
+        let up = matches!(self.link, Link::Up { .. })
+            || (self.retired.is_some() && self.retired_answered);
         self.reply.as_ref().filter(|s| {
             up && self.unanswered == 0
                 && (now < s.at + fresh_for || self.in_flight.is_some_and(|sent| sent >= s.at))
@@ -650,6 +670,7 @@ impl Watcher {
             Input::Connected { sid, conn } => {
                 if let Some(m) = self.member_on(sid, conn, false) {
                     m.link = Link::Up { since: now };
+                    m.redial_at_once = false;
                     m.bootstrapped = false;
                     m.unanswered = 0;
                     m.error = Some("connected; waiting for the first reply".to_owned());
@@ -788,12 +809,26 @@ impl Watcher {
             return;
         };
         m.failures = m.failures.saturating_add(1);
-        let delay = schedule::reconnect_delay(
-            m.failures,
-            self.config.reconnect_min,
-            self.config.reconnect_max,
-            jitter,
-        );
+        // The back-off spares members the log lines of connections that
+        // come and go (D12); a dial that timed out or was refused never
+        // reached the member's process, so it backs off to 2 s at most and
+        // a partition's end is found within a dial or two.
+        let unseen = matches!(error.reason, "connect_timeout" | "connection_refused");
+        let failures = if unseen {
+            m.failures.min(2)
+        } else {
+            m.failures
+        };
+        let delay = if std::mem::take(&mut m.redial_at_once) {
+            Duration::ZERO
+        } else {
+            schedule::reconnect_delay(
+                failures,
+                self.config.reconnect_min,
+                self.config.reconnect_max,
+                jitter,
+            )
+        };
         m.link = Link::Idle {
             retry_at: now + delay,
         };
@@ -841,8 +876,11 @@ impl Watcher {
         m.failures = 0;
         m.error = None;
         // The member answered on the new connection, so it has replaced the
-        // old one: whatever it still reads there it answers here.
-        if let Some(conn) = m.retired.take() {
+        // old one: whatever it still reads there it answers here. (A reply on
+        // the retired connection itself comes through `older_received`.)
+        if matches!(m.link, Link::Up { .. })
+            && let Some(conn) = m.retired.take()
+        {
             self.actions.push(Action::Close { sid, conn });
         }
         self.events.push(Event::Reply { sid, vote });
@@ -958,6 +996,7 @@ impl Watcher {
         };
         m.failures = m.failures.saturating_add(1);
         m.retired = Some(m.conn);
+        m.retired_answered = false;
         m.link = Link::Idle {
             retry_at: now + delay,
         };
@@ -965,31 +1004,20 @@ impl Watcher {
     }
 
     /// The local server serves again: the network around it is back, so
-    /// every member that does not answer is dialled again now (a dial in
-    /// progress may be waiting for a SYN retransmission seconds away).
+    /// every member waiting to be dialled again is dialled now, its back-off
+    /// forgotten, and a dial under way that fails is repeated at once. (A
+    /// dial under way is left to finish: abandoning one whose preamble got
+    /// through would close the connection the member has just taken in
+    /// place of the one it answers on.)
     fn redial_unanswering(&mut self, now: Instant) {
-        let fresh_for = self.config.fresh_for;
-        let sids: Vec<i64> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.fresh(fresh_for, now).is_none())
-            .map(|(sid, _)| *sid)
-            .collect();
-        for sid in sids {
-            let Some(m) = self.members.get_mut(&sid) else {
-                continue;
-            };
-            m.failures = 0;
+        for m in self.members.values_mut() {
             match m.link {
-                Link::Idle { .. } => m.link = Link::Idle { retry_at: now },
-                Link::Connecting => {
-                    self.actions.push(Action::Close { sid, conn: m.conn });
+                Link::Idle { retry_at } if retry_at > now => {
+                    m.failures = 0;
                     m.link = Link::Idle { retry_at: now };
                 }
-                Link::Up { .. } if m.in_flight.is_some() && m.retired.is_none() => {
-                    self.retire(sid, now);
-                }
-                Link::Up { .. } => m.unanswered = 0,
+                Link::Connecting => m.redial_at_once = true,
+                Link::Idle { .. } | Link::Up { .. } => {}
             }
         }
     }
@@ -1051,27 +1079,26 @@ impl Watcher {
         if m.retired != Some(conn) {
             return;
         }
-        m.retired = None;
+        // Taken as a reply, but the current connection's own poll (if any)
+        // stays in flight: one answer, one poll.
+        let in_flight = m.in_flight;
         if matches!(m.link, Link::Up { .. }) {
-            // The member has not accepted the new connection yet; when it
-            // does, it closes this one. Taken as a reply, but the current
-            // connection's own poll stays in flight: one answer, one poll.
+            // Its one poll is answered, and the poll on the current
+            // connection waits unread until the member accepts that one:
+            // nothing is left for the member to answer here.
+            m.retired = None;
             self.actions.push(Action::Close { sid, conn });
-            let in_flight = m.in_flight;
-            self.received(sid, payload, now);
-            if let Some(m) = self.members.get_mut(&sid) {
-                m.in_flight = in_flight;
-            }
         } else {
-            // The old connection works again (a partition healed before a
-            // new dial got through): it becomes the current one.
-            if m.link == Link::Connecting {
-                self.actions.push(Action::Close { sid, conn: m.conn });
-            }
-            m.conn = conn;
-            m.link = Link::Up { since: now };
-            m.bootstrapped = true;
-            self.received(sid, payload, now);
+            // The new dial is still under way (a partition healed before it
+            // got through) and this is the member's only connection: it
+            // stays, and counts as up, until the member replaces it. A dial
+            // is never abandoned: if its preamble got through, the member
+            // has already closed this connection for it.
+            m.retired_answered = true;
+        }
+        self.received(sid, payload, now);
+        if let Some(m) = self.members.get_mut(&sid) {
+            m.in_flight = in_flight;
         }
     }
 

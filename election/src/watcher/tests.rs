@@ -104,9 +104,9 @@ fn config() -> WatcherConfig {
 }
 
 /// A dial into a partition: its SYN is retransmitted 1 s and 3 s after it
-/// was first sent, and it fails after the 5 s connect time-out.
+/// was first sent, and it fails at the watcher's connect time-out (2 s).
 const SYN_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(3)];
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// When bytes sent at `sent` and not yet acknowledged are retransmitted:
 /// 200 ms, then doubling (Linux on loopback). The first at or after `now`.
@@ -1134,8 +1134,10 @@ fn after_a_partition_heals_the_watcher_beside_its_server_knows_the_leader_at_onc
     sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
     sim.pump();
     let took = until(&mut sim, 10 * S, |sim| sim.leader().is_some());
+    // At most the rest of a dial under way (its SYN is sent again 1 s after
+    // it started) or a new dial at once.
     assert!(
-        took.is_some_and(|t| t <= 100 * MS),
+        took.is_some_and(|t| t <= S),
         "the leader is known {took:?} after the local server serves again"
     );
     assert_eq!(sim.leader(), Some((3, 1, Phase::Established)));
@@ -1221,4 +1223,42 @@ fn a_member_that_leaves_the_config_keeps_its_connection_until_it_answers() {
     assert_eq!(sim.w.view(sim.now).voters, BTreeSet::from([1, 2]));
     assert!(!sim.open.contains_key(&3), "closed after it answered");
     assert_eq!(sim.harm, Vec::<String>::new());
+}
+
+#[test]
+fn the_local_server_serving_again_redials_only_members_waiting_to_be_dialled() {
+    // At a sidecar's start its server begins to serve while the first
+    // polls are still on their way: nothing is dialled again then (a second
+    // connection would make the member replace the one it is answering on).
+    let mut fakes = ensemble();
+    for f in fakes.values_mut() {
+        f.latency = 50 * MS;
+    }
+    let mut sim = Sim::new(fakes, config());
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.advance(10 * MS);
+    assert_eq!(sim.sent.len(), 3, "the first polls are out");
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    sim.advance(2 * S);
+    assert_eq!(
+        sim.connects.len(),
+        3,
+        "one dial per member: {:?}",
+        sim.connects
+    );
+    assert_eq!(sim.harm, Vec::<String>::new());
+    // A member down and waiting out its back-off is dialled at once.
+    sim.kill(2);
+    sim.w.handle(Input::Local(LocalServer::NotServing), sim.now);
+    sim.fakes.get_mut(&2).unwrap().up = true;
+    sim.advance(100 * MS);
+    let dials = sim.connects.len();
+    sim.w.handle(Input::Local(LocalServer::Serving), sim.now);
+    sim.pump();
+    assert_eq!(
+        sim.connects.len(),
+        dials + 1,
+        "member 2 dialled again at once"
+    );
 }

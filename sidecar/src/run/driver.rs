@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use zk_election::transport::{CONNECT_TIMEOUT, dial};
+use zk_election::transport::dial;
 use zk_election::watcher::{Action, Event, Input, LeaderEvent, LinkError, LocalServer};
 use zk_election::wire::{ElectionAddress, Preamble};
 
@@ -51,6 +51,7 @@ pub(crate) struct Driver {
     input_tx: mpsc::UnboundedSender<Input>,
     links: HashMap<(i64, u64), Link>,
     preamble: Preamble,
+    connect_timeout: Duration,
 }
 
 impl Driver {
@@ -61,7 +62,11 @@ impl Driver {
         local: watch::Receiver<Option<LocalServer>>,
     ) -> Driver {
         let (input_tx, inputs) = mpsc::unbounded_channel();
-        let preamble = lock(&shared).watcher.config().preamble.clone();
+        let (preamble, connect_timeout) = {
+            let shared = lock(&shared);
+            let config = shared.watcher.config();
+            (config.preamble.clone(), config.connect_timeout)
+        };
         Driver {
             shared,
             metrics,
@@ -71,6 +76,7 @@ impl Driver {
             input_tx,
             links: HashMap::new(),
             preamble,
+            connect_timeout,
         }
     }
 
@@ -125,6 +131,7 @@ impl Driver {
                     conn,
                     to,
                     self.preamble.clone(),
+                    self.connect_timeout,
                     self.input_tx.clone(),
                     queue,
                 ));
@@ -243,13 +250,14 @@ async fn connection(
     conn: u64,
     to: ElectionAddress,
     preamble: Preamble,
+    connect_timeout: Duration,
     inputs: mpsc::UnboundedSender<Input>,
     mut outbox: mpsc::UnboundedReceiver<Out>,
 ) {
     let link_error =
         |e: zk_election::transport::TransportError| LinkError::new(e.reason(), e.to_string());
     let dialled = tokio::select! {
-        dialled = dial(&to, &preamble, CONNECT_TIMEOUT) => dialled,
+        dialled = dial(&to, &preamble, connect_timeout) => dialled,
         // Nothing is sent before `Connected`, so anything now is a close:
         // the dial is abandoned.
         _ = outbox.recv() => return,
