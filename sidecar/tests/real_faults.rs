@@ -168,30 +168,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fault_suite_loses_no_write_stays_linearizable_and_the_sidecars_tell_the_truth() {
-    let Some(zk) = zk_testkit::zookeeper() else {
-        return;
-    };
-    if !zk_testkit::partitions_available() {
-        return;
-    }
     let seed = env_number("ZK_FAULT_SEED", 1);
     let count = usize::try_from(env_number("ZK_FAULTS", 9)).unwrap_or(9);
     let faults = schedule(seed, count);
     eprintln!("fault suite: seed {seed} (ZK_FAULT_SEED), {count} faults: {faults:?}");
 
-    let mut ensemble = LoopbackEnsemble::new(&zk, 5, 0);
-    // A LOOKING server re-sends its notifications at most 1 s apart (60 s by
-    // default), so members rejoin promptly after a heal.
-    ensemble
-        .jvm_flags
-        .push("-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned());
-    ensemble
-        .enable_partitions()
-        .expect("set up the members' networks");
-    ensemble.start_all();
-    for myid in ensemble.myids() {
-        ensemble.start_sidecar(binary(), myid, &["--startup-grace", "5s"]);
-    }
+    let Some(mut ensemble) = LoopbackEnsemble::partitionable_with_sidecars(binary(), 5) else {
+        return;
+    };
     let all = ensemble.myids();
     ensemble.wait_for_leader(Duration::from_secs(90)).await;
     let mut observed = Observations::default();

@@ -28,43 +28,15 @@ async fn sidecar_leader(ensemble: &LoopbackEnsemble, myid: Myid) -> Result<Optio
 
 #[tokio::test]
 async fn a_cut_off_leaders_sidecar_goes_unready_and_knows_the_new_leader_right_after_the_heal() {
-    let Some(zk) = zk_testkit::zookeeper() else {
+    let Some(ensemble) = LoopbackEnsemble::partitionable_with_sidecars(binary(), 3) else {
         return;
     };
-    if !zk_testkit::partitions_available() {
-        return;
-    }
-    let mut ensemble = LoopbackEnsemble::new(&zk, 3, 0);
-    // A LOOKING server re-sends its notifications at intervals that double
-    // up to this bound (60 s by default): at 1 s, the cut-off member rejoins
-    // about a second after the heal, which is what the sidecar is measured
-    // against.
-    ensemble
-        .jvm_flags
-        .push("-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned());
-    ensemble
-        .enable_partitions()
-        .expect("set up the members' networks");
-    ensemble.start_all();
-    for myid in ensemble.myids() {
-        ensemble.start_sidecar(binary(), myid, &["--startup-grace", "5s"]);
-    }
     let old = ensemble.wait_for_leader(Duration::from_secs(60)).await;
     let all = ensemble.myids();
     let rest: Vec<Myid> = all.iter().copied().filter(|m| *m != old).collect();
-    eventually(
-        "every sidecar to report the leader",
-        Duration::from_secs(15),
-        || async {
-            for myid in &all {
-                if sidecar_leader(&ensemble, *myid).await? != Some(u64::from(old)) {
-                    return Err(format!("sidecar {myid} does not report {old} yet"));
-                }
-            }
-            Ok(())
-        },
-    )
-    .await;
+    ensemble
+        .every_sidecar_reports(&all, old, Duration::from_secs(15))
+        .await;
 
     ensemble
         .partition(&[&[old], &rest])
@@ -101,19 +73,9 @@ async fn a_cut_off_leaders_sidecar_goes_unready_and_knows_the_new_leader_right_a
         },
     )
     .await;
-    eventually(
-        "the majority's sidecars to report the new leader",
-        Duration::from_secs(15),
-        || async {
-            for myid in &rest {
-                if sidecar_leader(&ensemble, *myid).await? != Some(u64::from(new)) {
-                    return Err(format!("sidecar {myid} does not report {new} yet"));
-                }
-            }
-            Ok(())
-        },
-    )
-    .await;
+    ensemble
+        .every_sidecar_reports(&rest, new, Duration::from_secs(15))
+        .await;
     // Holding the fault for its stated length (not waiting for anything).
     tokio::time::sleep(PARTITION.saturating_sub(cut.elapsed())).await;
 

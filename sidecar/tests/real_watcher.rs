@@ -30,13 +30,9 @@ async fn ensemble_with_sidecars() -> Option<(LoopbackEnsemble, Myid)> {
         ensemble.start_sidecar(binary(), myid, &["--startup-grace", "5s"]);
     }
     let leader = ensemble.wait_for_leader(Duration::from_secs(60)).await;
-    every_sidecar_reports(
-        &ensemble,
-        &ensemble.myids(),
-        leader,
-        Duration::from_secs(15),
-    )
-    .await;
+    ensemble
+        .every_sidecar_reports(&ensemble.myids(), leader, Duration::from_secs(15))
+        .await;
     eventually(
         "every sidecar to reach every member",
         Duration::from_secs(15),
@@ -52,29 +48,6 @@ async fn ensemble_with_sidecars() -> Option<(LoopbackEnsemble, Myid)> {
     )
     .await;
     Some((ensemble, leader))
-}
-
-/// Waits until every sidecar in `sidecars` reports `leader`.
-async fn every_sidecar_reports(
-    ensemble: &LoopbackEnsemble,
-    sidecars: &[Myid],
-    leader: Myid,
-    timeout: Duration,
-) {
-    eventually(
-        "every sidecar to report ZooKeeper's leader",
-        timeout,
-        || async {
-            for myid in sidecars {
-                let status = ensemble.sidecar_status(*myid).await?;
-                if status.leader != Some(u64::from(leader)) {
-                    return Err(format!("sidecar {myid}: {status:?}"));
-                }
-            }
-            Ok(())
-        },
-    )
-    .await;
 }
 
 async fn metric(ensemble: &LoopbackEnsemble, myid: Myid, name: &str) -> f64 {
@@ -290,7 +263,9 @@ async fn a_foreign_service_on_an_election_port_is_reported_not_fatal() {
         ensemble.start_sidecar(binary(), *myid, &[]);
     }
     let leader = ensemble.wait_for_leader(Duration::from_secs(60)).await;
-    every_sidecar_reports(&ensemble, &members, leader, Duration::from_secs(15)).await;
+    ensemble
+        .every_sidecar_reports(&members, leader, Duration::from_secs(15))
+        .await;
     for myid in &members {
         let error = eventually(
             "member 3 reported unreachable with a reason",

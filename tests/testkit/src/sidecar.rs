@@ -155,6 +155,49 @@ impl LoopbackEnsemble {
         serde_json::from_str(&body).map_err(|e| format!("{e} in {body}"))
     }
 
+    /// Waits until every sidecar in `sidecars` reports `leader`.
+    pub async fn every_sidecar_reports(&self, sidecars: &[Myid], leader: Myid, timeout: Duration) {
+        crate::eventually(
+            "every sidecar to report ZooKeeper's leader",
+            timeout,
+            || async {
+                for myid in sidecars {
+                    let status = self.sidecar_status(*myid).await?;
+                    if status.leader != Some(u64::from(leader)) {
+                        return Err(format!("sidecar {myid}: {status:?}"));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+    }
+
+    /// A started ensemble of `voters` that [`LoopbackEnsemble::partition`]
+    /// can cut apart, with `zk-sidecar run` (`binary`) beside every member;
+    /// `None` when the test should be skipped (see [`crate::zookeeper`] and
+    /// [`crate::partitions_available`]). A LOOKING server re-sends its
+    /// notifications at most 1 s apart (60 s by default), so a member that
+    /// was cut off rejoins about a second after the heal.
+    pub fn partitionable_with_sidecars(binary: &Path, voters: u32) -> Option<LoopbackEnsemble> {
+        let zk = crate::zookeeper()?;
+        if !crate::partitions_available() {
+            return None;
+        }
+        let mut ensemble = LoopbackEnsemble::new(&zk, voters, 0);
+        ensemble
+            .jvm_flags
+            .push("-Dzookeeper.fastleader.maxNotificationInterval=1000".to_owned());
+        ensemble
+            .enable_partitions()
+            .expect("set up the members' networks");
+        ensemble.start_all();
+        for myid in ensemble.myids() {
+            ensemble.start_sidecar(binary, myid, &["--startup-grace", "5s"]);
+        }
+        Some(ensemble)
+    }
+
     pub(crate) fn print_sidecar_logs(&self) {
         for (myid, sidecar) in &self.sidecars {
             let log = fs::read_to_string(&sidecar.log).unwrap_or_default();
