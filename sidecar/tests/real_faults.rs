@@ -273,12 +273,29 @@ async fn the_fault_suite_loses_no_write_stays_linearizable_and_the_sidecars_tell
         let report = load.stop().await;
         acked += report.acked.len();
         write_failures += report.failed;
-        let missing = missing_writes(&connect, &root, &report.acked)
-            .await
-            .expect("read the writes back");
+        // Read back from every member, each after a `sync`: an
+        // acknowledged write must be on all of them.
+        let mut lost = Vec::new();
+        for myid in &all {
+            let member = ensemble.client_addr(*myid).to_string();
+            let missing = missing_writes(&member, &root, &report.acked)
+                .await
+                .unwrap_or_else(|e| panic!("read the writes back from member {myid}: {e}"));
+            for path in missing {
+                let zxid = report
+                    .acked
+                    .iter()
+                    .position(|p| *p == path)
+                    .map(|i| report.acked_zxids[i]);
+                lost.push(format!(
+                    "{path} (acknowledged in zxid {}) missing on member {myid}",
+                    zxid.map_or_else(|| "?".to_owned(), |z| format!("{z:#x}"))
+                ));
+            }
+        }
         assert!(
-            missing.is_empty(),
-            "acknowledged writes lost under {root}: {missing:?}"
+            lost.is_empty(),
+            "acknowledged writes lost under {root}: {lost:#?}"
         );
         let reordered = out_of_order(&connect, &report.acked)
             .await

@@ -33,6 +33,10 @@ pub struct WriteLoad {
 pub struct LoadReport {
     /// The paths of the writes ZooKeeper acknowledged, in order.
     pub acked: Vec<String>,
+    /// The zxid each of them was created in (`czxid`), beside `acked`: a
+    /// write reported lost can be looked up in the servers' transaction
+    /// logs.
+    pub acked_zxids: Vec<i64>,
     /// Writes that failed (connection lost mid-write: they may or may not
     /// have been applied, and are not counted as acknowledged).
     pub failed: u64,
@@ -74,7 +78,10 @@ impl WriteLoad {
                 let acl = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
                 let write = client.create(&path, n.to_string().as_bytes(), &acl);
                 match tokio::time::timeout(REQUEST_TIMEOUT, write).await {
-                    Ok(Ok(_)) => report.acked.push(path),
+                    Ok(Ok((stat, _))) => {
+                        report.acked.push(path);
+                        report.acked_zxids.push(stat.czxid);
+                    }
                     Ok(Err(zk::Error::SessionExpired | zk::Error::ClientClosed)) => {
                         report.failed += 1;
                         if let Ok(fresh) = connect_retrying(&connect).await {
