@@ -29,11 +29,19 @@
 //!    non-voting follower that can never form a quorum of its own; once it
 //!    is synced with the leader it is added with `reconfig add`. Refused
 //!    while a voter is down.
+//!    A joiner that runs an older revision than the spec's (the spec
+//!    changed while it joined, or it is a leader handed over, below) is
+//!    restarted first, so it is added on the wanted revision.
 //! 5. Members that run an older revision (config hash, image, restart
 //!    request) restart one at a time: stale members that are unhealthy
 //!    first (a restart can only help them), then observers, then followers
 //!    from the highest myid, the leader last; each must be synced again
-//!    before the next goes.
+//!    before the next goes. The leader is not restarted in place: it hands
+//!    leadership over ([`Step::HandOver`]) — `reconfig remove` of the leader
+//!    makes the voter it designates lead the next epoch without an
+//!    election — and then, no longer committed but still wanted, it is a
+//!    joiner of rule 4: restarted on the new revision, synced, added back.
+//!    A single voter has nobody to hand over to and restarts in place.
 //!
 //! Every change needs the committed config and a quorum-backed leader, and
 //! never takes the synced voters below a quorum.
@@ -288,6 +296,13 @@ pub enum Step {
     Restart {
         myid: Myid,
     },
+    /// `reconfig remove` of the leader, expecting config `version`, so that
+    /// the voter it designates leads without an election; the old leader
+    /// then restarts and joins again (rule 4).
+    HandOver {
+        leader: Myid,
+        version: u64,
+    },
     Wait(Wait),
     Refuse(Refusal),
 }
@@ -322,6 +337,10 @@ impl Step {
             Step::Remove { myid, .. } => format!("remove {} from the ensemble", name(myid)),
             Step::Stop { myid } => format!("stop {}, which is no longer a member", name(myid)),
             Step::Restart { myid } => format!("restart {} on the new revision", name(myid)),
+            Step::HandOver { leader, .. } => format!(
+                "hand leadership over from {}: remove it from the ensemble, so that another voter leads without an election, then restart it and add it back",
+                name(leader)
+            ),
             Step::Wait(wait) => match wait {
                 Wait::ConfigUnknown => {
                     "waiting to read the committed config from the ensemble".to_owned()
@@ -472,7 +491,18 @@ pub fn next_step(desired: &Desired, observed: &Observation) -> Step {
         };
     }
 
-    // 4. Additions, one at a time, lowest myid (voters) first.
+    // 4. Additions, one at a time, lowest myid (voters) first. A joiner
+    // that runs an older revision is restarted first, whatever else is
+    // down: it holds no vote. That is also how a leader that handed over
+    // (rule 5) comes back, once its successor leads.
+    if let Some(&joiner) = joining.iter().find(|m| present.contains(*m))
+        && member(joiner).is_some_and(|m| !m.current)
+    {
+        if joiner == leader {
+            return Step::Wait(Wait::HandingOver(joiner));
+        }
+        return Step::Restart { myid: joiner };
+    }
     if let Some(&myid) = joining.first() {
         if !down.is_empty() {
             return Step::Refuse(Refusal::MembersDown {
@@ -535,8 +565,15 @@ pub fn next_step(desired: &Desired, observed: &Observation) -> Step {
         .iter()
         .rev()
         .find(|m| m.role() == Role::Voter && **m != leader);
-    Step::Restart {
-        myid: observer.or(follower).copied().unwrap_or(leader),
+    match observer.or(follower) {
+        Some(&myid) => Step::Restart { myid },
+        // Every remaining voter is synced, so the voters without the
+        // leader still hold a synced quorum of their own config.
+        None if voters.len() >= 3 => Step::HandOver {
+            leader,
+            version: committed.version,
+        },
+        None => Step::Restart { myid: leader },
     }
 }
 

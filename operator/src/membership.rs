@@ -13,7 +13,10 @@
 //! - stop member k: its StatefulSet shrinks to k's ordinal (its volume
 //!   follows `storage.whenScaled`);
 //! - restart member k: its pod is deleted and comes back from the current
-//!   template (`updateStrategy: OnDelete`).
+//!   template (`updateStrategy: OnDelete`);
+//! - hand leadership over from leader k: `reconfig remove` of k; k, still
+//!   wanted, stays in the ConfigMap and is restarted and added back as a
+//!   joiner.
 //!
 //! Restarts after a reconfig are correct because every pod's `/conf/zoo.cfg`
 //! is copied from the ConfigMap at start (`zk-sidecar init --conf-dir`), and
@@ -260,7 +263,7 @@ pub fn progressing(step: &Step, desired: &Desired) -> Option<(bool, &'static str
         Step::Done => return None,
         Step::Start { .. } | Step::Add { .. } => "ScalingUp",
         Step::Remove { .. } | Step::Stop { .. } => "ScalingDown",
-        Step::Restart { .. } => "RollingRestart",
+        Step::Restart { .. } | Step::HandOver { .. } => "RollingRestart",
         Step::Wait(Wait::ConfigUnknown) => "WaitingForEnsemble",
         Step::Wait(Wait::NoLeader) => "WaitingForLeader",
         Step::Wait(_) => "WaitingForMember",

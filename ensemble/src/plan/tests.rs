@@ -154,6 +154,13 @@ fn restart(myid: u8) -> Step {
     Step::Restart { myid: id(myid) }
 }
 
+fn hand_over(leader: u8) -> Step {
+    Step::HandOver {
+        leader: id(leader),
+        version: VERSION,
+    }
+}
+
 fn catching(myid: u8, why: &'static str) -> Step {
     Step::Wait(Wait::CatchingUp {
         myid: id(myid),
@@ -538,10 +545,49 @@ fn the_table() {
             restart(1),
         ),
         (
-            "a roll restarts the leader last",
+            "a roll hands leadership over last, instead of restarting the leader",
             want(3, 0),
             ensemble(&[1, 2, 3], 2).stale(&[2]),
+            hand_over(2),
+        ),
+        (
+            "a hand-over waits while the removed leader still leads",
+            want(3, 0),
+            ensemble(&[1, 3], 2).running_uncommitted(2).stale(&[2]),
+            Step::Wait(Wait::HandingOver(id(2))),
+        ),
+        (
+            "once its successor leads, the old leader restarts as a joiner",
+            want(3, 0),
+            ensemble(&[1, 3], 1).running_uncommitted(2).stale(&[2]),
             restart(2),
+        ),
+        (
+            "the old leader restarts even while a voter is down: it holds no vote",
+            want(5, 0),
+            ensemble(&[1, 3, 4, 5], 1)
+                .running_uncommitted(2)
+                .stale(&[2])
+                .down(5),
+            restart(2),
+        ),
+        (
+            "the restarted old leader is added back once synced",
+            want(3, 0),
+            ensemble(&[1, 3], 1).running_uncommitted(2),
+            add(2),
+        ),
+        (
+            "a joiner the spec changed under is restarted before it is added",
+            want(5, 0),
+            ensemble(&[1, 2, 3], 1).running_uncommitted(4).stale(&[4]),
+            restart(4),
+        ),
+        (
+            "5 voters hand over too",
+            want(5, 0),
+            ensemble(&[1, 2, 3, 4, 5], 4).stale(&[4]),
+            hand_over(4),
         ),
         (
             "observers restart before followers",

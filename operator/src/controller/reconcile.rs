@@ -307,7 +307,11 @@ async fn carry_out(
                 .to_string(),
             version: *version,
         }),
-        plan::Step::Remove { myid, version } => Some(reconfig::Reconfig::Remove {
+        plan::Step::Remove { myid, version }
+        | plan::Step::HandOver {
+            leader: myid,
+            version,
+        } => Some(reconfig::Reconfig::Remove {
             myid: *myid,
             version: *version,
         }),
@@ -356,6 +360,7 @@ async fn announce(
         plan::Step::Remove { .. } => "MemberRemoved",
         plan::Step::Stop { .. } => "MemberStopped",
         plan::Step::Restart { .. } => "MemberRestarted",
+        plan::Step::HandOver { .. } => "LeaderHandedOver",
         plan::Step::Refuse(_) => "ChangeRefused",
         plan::Step::Done | plan::Step::Wait(_) => return,
     };

@@ -422,7 +422,11 @@ impl Change<'_> {
                 };
                 admin.reconfig(target, &change).await?;
             }
-            Step::Remove { myid, version } => {
+            Step::Remove { myid, version }
+            | Step::HandOver {
+                leader: myid,
+                version,
+            } => {
                 let change = Reconfig::Remove {
                     myid: *myid,
                     version: *version,

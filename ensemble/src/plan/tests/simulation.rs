@@ -178,21 +178,41 @@ impl Model {
                 assert_ne!(*myid, self.leader, "stopped the leader");
                 self.running.remove(myid);
             }
-            Step::Restart { myid } => {
-                assert!(self.committed.contains_key(myid));
-                let others_synced = self
+            Step::HandOver { leader, version } => {
+                assert_eq!(*leader, self.leader, "handed over from a follower");
+                assert_eq!(*version, self.version, "a stale expected version");
+                assert!(self.voters().len() >= 3, "nobody to hand over to");
+                assert!(staying_synced(), "hand-over while a voter is not synced");
+                let stale_others = self
                     .running
-                    .keys()
-                    .filter(|m| *m != myid)
-                    .all(|m| self.synced(*m));
-                assert!(others_synced, "restarted {myid} while another syncs");
-                if *myid == self.leader {
-                    let stale_others = self
+                    .iter()
+                    .filter(|(m, r)| *m != leader && !r.current)
+                    .count();
+                assert_eq!(stale_others, 0, "the leader handed over before the others rolled");
+                self.committed.remove(leader);
+                self.version += 1;
+                self.leader = self.voters()[0];
+                self.leader_changes += 1;
+            }
+            Step::Restart { myid } => {
+                let joiner = !self.committed.contains_key(myid);
+                assert!(
+                    !joiner || desired.wants(*myid),
+                    "restarted {myid}, neither committed nor wanted"
+                );
+                assert!(
+                    *myid != self.leader || self.voters().len() == 1,
+                    "restarted the leader in place instead of handing over"
+                );
+                if !joiner {
+                    // A joiner holds no vote; anyone else must leave the
+                    // others synced.
+                    let others_synced = self
                         .running
-                        .iter()
-                        .filter(|(m, r)| *m != myid && !r.current)
-                        .count();
-                    assert_eq!(stale_others, 0, "the leader restarted before the others");
+                        .keys()
+                        .filter(|m| *m != myid)
+                        .all(|m| self.synced(*m));
+                    assert!(others_synced, "restarted {myid} while another syncs");
                 }
                 *self.restarts.entry(*myid).or_default() += 1;
                 self.running.insert(
@@ -202,10 +222,6 @@ impl Model {
                         catching_up: 2,
                     },
                 );
-                if *myid == self.leader && self.voters().len() > 1 {
-                    self.leader = *self.voters().iter().find(|m| **m != *myid).unwrap();
-                    self.leader_changes += 1;
-                }
             }
         }
     }
