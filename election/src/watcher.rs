@@ -32,8 +32,11 @@
 //!   dialled again *beside* the unanswered connection, which is kept open
 //!   (*retired*). The member, once it accepts the new connection, replaces
 //!   and closes the old one itself; the watcher closes the retired
-//!   connection only after the member has answered again, on either
-//!   connection. On an unanswered link (a partition) TCP would otherwise
+//!   connection only after the member has answered on the new one. A reply
+//!   on the retired connection keeps it open: the new one may be connected
+//!   as far as this side knows (a paused member's kernel accepts for it)
+//!   and still not accepted by the member, which then holds only the
+//!   retired one to send on. On an unanswered link (a partition) TCP would otherwise
 //!   deliver the next poll only at its next retransmission, many seconds
 //!   after the network heals. At most one connection is retired per member;
 //! * when the local server serves again after not serving (the network
@@ -690,7 +693,13 @@ impl Watcher {
                 }
             }
             Input::Received { sid, conn, payload } => {
-                if self.member_on(sid, conn, true).is_some() {
+                if let Some(m) = self.member_on(sid, conn, true) {
+                    // The member answered on the current connection, so it
+                    // has replaced the retired one: whatever it still reads
+                    // there it answers here.
+                    if let Some(retired) = m.retired.take() {
+                        self.actions.push(Action::Close { sid, conn: retired });
+                    }
                     self.received(sid, &payload, now);
                 } else {
                     self.older_received(sid, conn, &payload, now);
@@ -875,14 +884,6 @@ impl Watcher {
         m.unanswered = 0;
         m.failures = 0;
         m.error = None;
-        // The member answered on the new connection, so it has replaced the
-        // old one: whatever it still reads there it answers here. (A reply on
-        // the retired connection itself comes through `older_received`.)
-        if matches!(m.link, Link::Up { .. })
-            && let Some(conn) = m.retired.take()
-        {
-            self.actions.push(Action::Close { sid, conn });
-        }
         self.events.push(Event::Reply { sid, vote });
         if before != Some(vote.state) {
             self.events.push(Event::StateChanged {
@@ -1082,20 +1083,18 @@ impl Watcher {
         // Taken as a reply, but the current connection's own poll (if any)
         // stays in flight: one answer, one poll.
         let in_flight = m.in_flight;
-        if matches!(m.link, Link::Up { .. }) {
-            // Its one poll is answered, and the poll on the current
-            // connection waits unread until the member accepts that one:
-            // nothing is left for the member to answer here.
-            m.retired = None;
-            self.actions.push(Action::Close { sid, conn });
-        } else {
-            // The new dial is still under way (a partition healed before it
-            // got through) and this is the member's only connection: it
-            // stays, and counts as up, until the member replaces it. A dial
-            // is never abandoned: if its preamble got through, the member
-            // has already closed this connection for it.
-            m.retired_answered = true;
-        }
+        // The retired connection stays open, and counts as up, until the
+        // member replaces it (accepting the newer connection closes it) or
+        // answers on the newer one. Whether the newer one is only being
+        // dialled or already connected as far as this side's kernel knows,
+        // the member may not have accepted it yet (a paused member's kernel
+        // accepts for it): this is then the only connection it holds for
+        // the watcher's sid, and closing it would leave the member nothing
+        // to send on the next time it has something for this sid — it
+        // would log `Invalid server id`. A dial is never abandoned either:
+        // if its preamble got through, the member has already closed this
+        // connection for it.
+        m.retired_answered = true;
         self.received(sid, payload, now);
         if let Some(m) = self.members.get_mut(&sid) {
             m.in_flight = in_flight;

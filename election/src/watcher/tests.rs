@@ -429,6 +429,25 @@ impl Sim {
         self.pump();
     }
 
+    /// A paused member resumes in the other order: it answers the polls it
+    /// read meanwhile on the connection it still holds, then sends once more
+    /// to the watcher's sid (as ZooKeeper may, for example on leaving the
+    /// leader's role), and only then accepts the connections waiting for it.
+    fn resume_answering_first(&mut self, sid: i64) {
+        self.fakes.get_mut(&sid).unwrap().silent = false;
+        let answers = self.unanswered.remove(&sid).unwrap_or(0);
+        for _ in 0..answers {
+            self.answer(sid);
+            self.pump();
+        }
+        self.answer(sid);
+        self.pump();
+        for conn in self.backlog.remove(&sid).unwrap_or_default() {
+            self.accept(sid, conn);
+        }
+        self.pump();
+    }
+
     /// A partition between the watcher and `sid` starts or ends.
     fn cut(&mut self, sid: i64, cut: bool) {
         self.fakes.get_mut(&sid).unwrap().cut = cut;
@@ -1200,6 +1219,20 @@ fn a_paused_member_is_redialled_once_and_never_left_without_a_connection_to_answ
         "only once while it stays silent"
     );
     sim.resume(1);
+    assert_eq!(sim.open[&1].len(), 1, "the member closed the old one");
+    sim.advance(2 * S);
+    assert!(sim.w.view(sim.now).members[0].reachable);
+    assert_eq!(sim.harm, Vec::<String>::new());
+}
+
+#[test]
+fn a_paused_member_that_answers_on_the_old_connection_before_accepting_the_new_keeps_it() {
+    let mut sim = Sim::new(ensemble(), config());
+    sim.advance(2 * S);
+    sim.fakes.get_mut(&1).unwrap().silent = true;
+    sim.advance(3 * S);
+    assert_eq!(sim.open[&1].len(), 2, "redialled beside the unanswered one");
+    sim.resume_answering_first(1);
     assert_eq!(sim.open[&1].len(), 1, "the member closed the old one");
     sim.advance(2 * S);
     assert!(sim.w.view(sim.now).members[0].reachable);
