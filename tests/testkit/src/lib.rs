@@ -476,6 +476,24 @@ pub const HARM: [&str; 10] = [
     "connection request from a server with our own ID",
 ];
 
+/// ZooKeeper's own defects that leave one member without writes the
+/// ensemble acknowledged, by a line the member logs when it happens, and
+/// what each is. The fault suite finds them on Debian's ZooKeeper 3.8.0 (a
+/// follower killed and restarted under write load); they are reported, not
+/// blamed on zookube, and only on the member whose log shows them.
+pub const ZOOKEEPER_DATA_DEFECTS: [(&str, &str); 1] = [(
+    "because \"pif\" is null",
+    "ZOOKEEPER-4394: a follower syncing with the leader by DIFF while proposals are in flight fails with a NullPointerException in Learner.syncWithLeader, follows again and serves with a hole in its data (ZooKeeper 3.8.0; fixed upstream by apache/zookeeper pull request 2152)",
+)];
+
+/// The known ZooKeeper data defect one member's log shows, if any.
+pub fn zookeeper_data_defect(log: &str) -> Option<&'static str> {
+    ZOOKEEPER_DATA_DEFECTS
+        .iter()
+        .find(|(line, _)| log.contains(line))
+        .map(|(_, what)| *what)
+}
+
 /// The lines of one member's log that are harm while its membership
 /// changes (a `local scale`, a roll): [`HARM`], less what a reconfig makes
 /// ZooKeeper write by itself.
@@ -511,7 +529,24 @@ pub fn harm_during_membership_changes(log: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::harm_during_membership_changes;
+    use super::{harm_during_membership_changes, zookeeper_data_defect};
+
+    #[test]
+    fn only_a_known_defects_own_line_names_it() {
+        let npe = "java.lang.NullPointerException: Cannot read field \"hdr\" because \"pif\" is null";
+        let cases: [(&str, bool); 3] = [
+            (npe, true),
+            ("WARN [QuorumPeer[myid=1]] - Exception when following the leader", false),
+            ("", false),
+        ];
+        for (log, known) in cases {
+            let found = zookeeper_data_defect(log);
+            assert_eq!(found.is_some(), known, "{log:?}: {found:?}");
+            if let Some(what) = found {
+                assert!(what.starts_with("ZOOKEEPER-4394"), "{what}");
+            }
+        }
+    }
 
     #[test]
     fn a_watchers_answer_lost_to_a_reconfig_restart_is_excused_nothing_else() {
