@@ -588,8 +588,11 @@ pub fn configured_servers(
     step: &Step,
 ) -> Option<BTreeMap<Myid, Role>> {
     let mut servers = observed.committed.as_ref()?.servers.clone();
+    // A wanted member stays listed while its pod is being replaced (a
+    // leader that handed over, a stale joiner): its next pod copies this
+    // list at start and must find itself in it.
     for m in &observed.members {
-        if desired.wants(m.myid) && !m.terminating {
+        if desired.wants(m.myid) {
             servers.entry(m.myid).or_insert(m.myid.role());
         }
     }

@@ -349,6 +349,17 @@ fn restarted(out: &Output) -> Vec<u64> {
         .collect()
 }
 
+/// The members that handed leadership over, in order.
+fn handed_over(out: &Output) -> Vec<u64> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split("done: hand leadership over from ").nth(1))
+        .filter_map(|rest| rest.split("(myid ").nth(1))
+        .filter_map(|rest| rest.split(')').next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_roll_restarts_each_member_once_and_the_leader_last() {
     if zk_testkit::zookeeper().is_none() {
@@ -374,6 +385,12 @@ async fn real_roll_restarts_each_member_once_and_the_leader_last() {
     let order = restarted(&apply);
     assert_eq!(order.len(), 3, "{}", text(&apply.stderr));
     assert_eq!(order.last(), Some(&leader), "the leader restarts last");
+    assert_eq!(
+        handed_over(&apply),
+        vec![leader],
+        "the leader hands over before it restarts: {}",
+        text(&apply.stderr)
+    );
     for myid in 1..=3u8 {
         let cfg = std::fs::read_to_string(
             local

@@ -3,8 +3,10 @@
 //! leader and the number of leader changes — measured on real ZooKeeper
 //! servers through `zk-operator local`, under a steady write load (a real
 //! ZooKeeper client writing a znode every 10 ms; every acknowledged write is
-//! read back at the end). For reference, the same numbers for a `kill -9`
-//! of the leader and its restart, on the same machine in the same run. Run
+//! read back at the end). A rolling restart hands leadership over before the
+//! leader restarts; for reference, the same numbers for the leader stopped
+//! by `SIGTERM` or `kill -9` and started again (what a roll cost without the
+//! hand-off), for 3 and 5 voters, on the same machine in the same run. Run
 //! it with `bench/membership.sh` (it builds the release binaries first).
 //!
 //! Every member's `srvr` (and the leaders' `mntr`) is sampled every 50 ms;
@@ -186,31 +188,49 @@ async fn scenario(bench: &Bench, name: &str) -> Result<Sample> {
             e.down().await;
             s?
         }
-        "rolling restart of 3" => {
-            let e = Ensemble::up(bench, 3).await?;
-            let s = e.measure(&[&["restart"]]).await;
-            e.down().await;
-            s?
-        }
-        "kill -9 the leader of 3 (reference)" => {
-            let e = Ensemble::up(bench, 3).await?;
-            let leader = e.leader().await?.to_string();
-            let s = e.measure(&[&["kill", &leader], &["start", &leader]]).await;
-            e.down().await;
-            s?
-        }
+        "rolling restart of 3, hand-off" => roll(bench, 3).await?,
+        "rolling restart of 5, hand-off" => roll(bench, 5).await?,
+        "SIGTERM the leader of 3, restart it" => restart_leader(bench, 3, "TERM").await?,
+        "SIGTERM the leader of 5, restart it" => restart_leader(bench, 5, "TERM").await?,
+        "kill -9 the leader of 3, restart it" => restart_leader(bench, 3, "KILL").await?,
+        "kill -9 the leader of 5, restart it" => restart_leader(bench, 5, "KILL").await?,
         other => bail!("no scenario {other:?}"),
     };
     Ok(sample)
 }
 
-const SCENARIOS: [&str; 6] = [
+/// A rolling restart of `voters` (`local restart`): the leader hands
+/// leadership over instead of being restarted in place.
+async fn roll(bench: &Bench, voters: u32) -> Result<Sample> {
+    let e = Ensemble::up(bench, voters).await?;
+    let s = e.measure(&[&["restart"]]).await;
+    e.down().await;
+    s
+}
+
+/// For reference: the leader of `voters` stopped with `signal` (`KILL` or
+/// `TERM`) and started again, as a roll would without the hand-off.
+async fn restart_leader(bench: &Bench, voters: u32, signal: &str) -> Result<Sample> {
+    let e = Ensemble::up(bench, voters).await?;
+    let leader = e.leader().await?.to_string();
+    let s = e
+        .measure(&[&["kill", &leader, "--signal", signal], &["start", &leader]])
+        .await;
+    e.down().await;
+    s
+}
+
+const SCENARIOS: [&str; 10] = [
     "scale 3 -> 5",
     "scale 5 -> 3",
     "scale 1 -> 3",
     "scale 3 -> 1, leader leaving",
-    "rolling restart of 3",
-    "kill -9 the leader of 3 (reference)",
+    "rolling restart of 3, hand-off",
+    "rolling restart of 5, hand-off",
+    "SIGTERM the leader of 3, restart it",
+    "SIGTERM the leader of 5, restart it",
+    "kill -9 the leader of 3, restart it",
+    "kill -9 the leader of 5, restart it",
 ];
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -238,7 +258,7 @@ async fn main() -> Result<()> {
         "{runs} runs per scenario; a znode written every 10 ms; srvr/mntr of every member every 50 ms\n"
     );
     println!(
-        "{:<38} {:>14} {:>14} {:>10} {:>12} {:>9}",
+        "{:<40} {:>14} {:>14} {:>10} {:>12} {:>9}",
         "scenario", "gap median ms", "gap max ms", "elections", "writes ok", "wall s"
     );
     for name in SCENARIOS {
@@ -257,7 +277,7 @@ async fn main() -> Result<()> {
         let failed: u64 = samples.iter().map(|s| s.failed).sum();
         let wall = median(samples.iter().map(|s| s.wall).collect());
         println!(
-            "{:<38} {:>14} {:>14} {:>10} {:>12} {:>9.1}",
+            "{:<40} {:>14} {:>14} {:>10} {:>12} {:>9.1}",
             name,
             median(gaps).as_millis(),
             max.as_millis(),

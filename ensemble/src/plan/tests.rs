@@ -760,6 +760,20 @@ fn configured_servers_are_the_committed_ones_the_joiner_and_the_one_starting() {
             .collect::<Vec<_>>(),
         ids(&[1, 2, 3])
     );
+    // A leader that handed over is restarted: while its pod terminates it
+    // stays listed, so its next pod finds itself in the list.
+    let mut restarting = ensemble(&[1, 2], 1).running_uncommitted(3);
+    let old_leader = ids(&[3])[0];
+    for m in &mut restarting.members {
+        m.terminating = m.myid == old_leader;
+    }
+    assert_eq!(
+        configured_servers(&want(3, 0), &restarting, &restart(3))
+            .unwrap()
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ids(&[1, 2, 3])
+    );
     let unknown = Observation {
         committed: None,
         ..observed.clone()

@@ -311,6 +311,26 @@ async fn a_settings_change_rolls_one_member_at_a_time_the_leader_last() -> Resul
     let patch = serde_json::json!({ "spec": { "config": { "maxClientCnxns": 100 } } });
     let order = s.roll_setting(3, patch, &first).await?;
     note(started, format!("restarted in the order {order:?}"));
+    // The leader handed leadership over before its pod went.
+    let uid = s
+        .clusters
+        .get(&s.name)
+        .await?
+        .metadata
+        .uid
+        .unwrap_or_default();
+    let events = s.events(&uid).await.map_err(Error::Check)?;
+    let handed = events
+        .iter()
+        .find(|(reason, _)| reason == "LeaderHandedOver")
+        .ok_or_else(|| Error::Check(format!("no LeaderHandedOver Event; Events: {events:?}")))?;
+    ensure(handed.1.contains(&first.pod), || {
+        format!(
+            "the hand-over names another member than the leader {}: {handed:?}",
+            first.pod
+        )
+    })?;
+    note(started, format!("LeaderHandedOver: {}", handed.1));
     let after = s.wait_healthy(3, 0, SETTLE, |_| Ok(())).await?;
     s.wait_srvr_agrees(3, 0, &after).await?;
     s.zk.expect_data(MARKER, &marker).await?;

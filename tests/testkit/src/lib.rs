@@ -533,10 +533,14 @@ mod tests {
 
     #[test]
     fn only_a_known_defects_own_line_names_it() {
-        let npe = "java.lang.NullPointerException: Cannot read field \"hdr\" because \"pif\" is null";
+        let npe =
+            "java.lang.NullPointerException: Cannot read field \"hdr\" because \"pif\" is null";
         let cases: [(&str, bool); 3] = [
             (npe, true),
-            ("WARN [QuorumPeer[myid=1]] - Exception when following the leader", false),
+            (
+                "WARN [QuorumPeer[myid=1]] - Exception when following the leader",
+                false,
+            ),
             ("", false),
         ];
         for (log, known) in cases {

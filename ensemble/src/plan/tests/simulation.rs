@@ -188,7 +188,10 @@ impl Model {
                     .iter()
                     .filter(|(m, r)| *m != leader && !r.current)
                     .count();
-                assert_eq!(stale_others, 0, "the leader handed over before the others rolled");
+                assert_eq!(
+                    stale_others, 0,
+                    "the leader handed over before the others rolled"
+                );
                 self.committed.remove(leader);
                 self.version += 1;
                 self.leader = self.voters()[0];
