@@ -769,7 +769,7 @@ async fn scale_down_is_refused_while_a_staying_voter_is_down_with_a_condition_an
 }
 
 #[tokio::test]
-async fn a_settings_change_restarts_followers_one_at_a_time_and_the_leader_last() {
+async fn a_settings_change_restarts_followers_one_at_a_time_and_hands_the_leadership_over_last() {
     let (fake, ctx, admin) = running(3, &[1, 2, 3]).await;
     let old = Cluster::test().build();
     voters(&fake, &old, &[1, 2, 3], 2, &[]).await;
@@ -778,40 +778,75 @@ async fn a_settings_change_restarts_followers_one_at_a_time_and_the_leader_last(
         .with(|s| s.jvm_flags = Some("-Xmx512m".into()))
         .build();
     fake.insert(CLUSTER, serde_json::to_value(&changed).unwrap());
-
-    let mut deleted = Vec::new();
-    for _ in 0..3 {
-        fake.clear_log();
-        reconcile(&changed, &ctx).await.unwrap();
-        let gone: Vec<String> = fake
-            .log()
+    let deletes = |fake: &FakeApi| -> Vec<String> {
+        fake.log()
             .into_iter()
             .filter(|r| r.method == Method::DELETE)
             .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
-            .collect();
+            .collect()
+    };
+
+    // The followers restart one at a time, from the highest myid.
+    let mut deleted = Vec::new();
+    for _ in 0..2 {
+        fake.clear_log();
+        reconcile(&changed, &ctx).await.unwrap();
+        let gone = deletes(&fake);
         assert_eq!(gone.len(), 1, "one pod per step: {gone:?}");
         // Until it is back and synced on the new template, nothing else goes.
         reconcile(&changed, &ctx).await.unwrap();
-        assert!(
-            fake.log()
-                .iter()
-                .filter(|r| r.method == Method::DELETE)
-                .count()
-                == 1
-        );
+        assert_eq!(deletes(&fake).len(), 1);
         let myid: u8 = gone[0].trim_start_matches("zk-").parse::<u8>().unwrap() + 1;
         voters(&fake, &changed, &[myid], 2, &[]).await;
         deleted.push(gone[0].clone());
     }
-    assert_eq!(
-        deleted,
-        vec!["zk-2", "zk-0", "zk-1"],
-        "the leader (zk-1) last"
-    );
+    assert_eq!(deleted, vec!["zk-2", "zk-0"]);
+    assert!(admin.log().is_empty(), "a follower restarts in place");
+
+    // The leader (zk-1) is not restarted in place: it is removed, so that
+    // the voter it designates leads without an election.
     fake.clear_log();
     reconcile(&changed, &ctx).await.unwrap();
-    assert!(!fake.log().iter().any(|r| r.method == Method::DELETE));
-    assert!(admin.log().is_empty(), "a roll needs no reconfig");
+    assert_eq!(admin.log(), vec!["remove 2"]);
+    assert!(deletes(&fake).is_empty(), "{:?}", deletes(&fake));
+    assert!(
+        events(&fake)
+            .iter()
+            .any(|(reason, note)| reason == "LeaderHandedOver" && note.contains("zk-1")),
+        "{:?}",
+        events(&fake)
+    );
+    // It stays in the server list its next pod reads.
+    assert_eq!(listed_servers(&fake), vec![1, 2, 3]);
+
+    // No longer committed but still wanted, it is restarted on the new
+    // template (zk-2 leads now) and added back once it has synced.
+    voters(&fake, &changed, &[1, 3], 3, &[]).await;
+    voters(&fake, &old, &[2], 3, &[]).await;
+    fake.clear_log();
+    reconcile(&changed, &ctx).await.unwrap();
+    assert_eq!(deletes(&fake), vec!["zk-1"]);
+    assert_eq!(
+        admin.log(),
+        vec!["remove 2"],
+        "not added before it restarts"
+    );
+    voters(&fake, &changed, &[2], 3, &[]).await;
+    fake.clear_log();
+    reconcile(&changed, &ctx).await.unwrap();
+    assert!(deletes(&fake).is_empty());
+    assert_eq!(admin.log().len(), 2, "{:?}", admin.log());
+    assert!(
+        admin.log()[1].starts_with("add server.2="),
+        "{:?}",
+        admin.log()
+    );
+    assert_eq!(admin.servers(), vec![1, 2, 3]);
+
+    fake.clear_log();
+    reconcile(&changed, &ctx).await.unwrap();
+    assert!(deletes(&fake).is_empty());
+    assert_eq!(admin.log().len(), 2, "the roll is done");
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{LOGBACK_KEY, ZOO_CFG_KEY, client_name, config_map_name, labels, metadata};
+use super::{
+    JAVA_SECURITY_KEY, LOGBACK_KEY, ZOO_CFG_KEY, client_name, config_map_name, labels, metadata,
+};
 use crate::cluster::ValidatedCluster;
 
 /// ZooKeeper's logging: INFO and above to standard output, where the
@@ -18,13 +20,24 @@ pub const LOGBACK_XML: &str = r#"<configuration>
 </configuration>
 "#;
 
+/// The JVM's cache of resolved names, off. A pod that restarts comes back
+/// with another IP under the same name, and the JVM keeps a name it
+/// resolved for 30 s (one it could not resolve, while the pod had no IP,
+/// for 10 s). ZooKeeper resolves a member's name again before it connects
+/// to it as leader, but from that cache: a follower that looked the member
+/// up before its restart connected to the old IP, or to nothing, when the
+/// member came to lead (a leader handed over to the member restarted last,
+/// measured on a real cluster: 20 s without a leader, until initLimit ran
+/// out and a new election began).
+pub const JAVA_SECURITY: &str = "networkaddress.cache.ttl=0\nnetworkaddress.cache.negative.ttl=0\n";
+
 /// The ConfigMap key with every member's `host:port`.
 pub const MEMBERS_KEY: &str = "ZOOKEEPER_CONNECT";
 /// The ConfigMap key with the client Service's `host:port`.
 pub const SERVICE_KEY: &str = "ZOOKEEPER_SERVICE";
 
 /// `<name>-config`: `zoo.cfg` from `zk-ensemble`, and the logging
-/// configuration. The init container copies `zoo.cfg` to `/conf`.
+/// configuration and the JVM's security properties. The init container copies `zoo.cfg` to `/conf`.
 pub fn config_map(cluster: &ValidatedCluster) -> ConfigMap {
     ConfigMap {
         metadata: metadata(
@@ -35,6 +48,7 @@ pub fn config_map(cluster: &ValidatedCluster) -> ConfigMap {
         data: Some(BTreeMap::from([
             (ZOO_CFG_KEY.to_owned(), cluster.config.zoo_cfg.clone()),
             (LOGBACK_KEY.to_owned(), LOGBACK_XML.to_owned()),
+            (JAVA_SECURITY_KEY.to_owned(), JAVA_SECURITY.to_owned()),
         ])),
         ..Default::default()
     }

@@ -27,7 +27,7 @@ use zk_ensemble::identity;
 
 use crate::cluster::ValidatedCluster;
 
-pub use config_map::{LOGBACK_XML, client_config_map, config_map, connect_strings};
+pub use config_map::{JAVA_SECURITY, LOGBACK_XML, client_config_map, config_map, connect_strings};
 pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;
 pub use secret::{super_password, super_secret, super_secret_name};
@@ -75,6 +75,8 @@ pub const TMP_DIR: &str = "/tmp";
 pub const ZOO_CFG_KEY: &str = "zoo.cfg";
 /// The ConfigMap key (and file name) of the logging configuration.
 pub const LOGBACK_KEY: &str = "logback.xml";
+/// The ConfigMap key (and file name) of the JVM's security properties.
+pub const JAVA_SECURITY_KEY: &str = "java.security";
 
 /// The pod-template annotation that carries the config hash, so a changed
 /// configuration is visible on every pod.

@@ -23,11 +23,11 @@ use zk_ensemble::Role;
 use super::secret::{SUPER_DIGEST_ENV, SUPER_DIGEST_KEY, super_secret_name};
 use super::{
     ADMIN_PORT_NAME, CLIENT_PORT_NAME, CONF_DIR, CONF_VOLUME, CONFIG_DIR, CONFIG_HASH_ANNOTATION,
-    CONFIG_VOLUME, DATA_DIR, DATA_VOLUME, ELECTION_PORT_NAME, INIT_CONTAINER, LOGBACK_KEY,
-    LOGS_DIR, LOGS_VOLUME, QUORUM_PORT_NAME, RESTARTED_AT_ANNOTATION, SIDECAR_CONTAINER,
-    SIDECAR_PORT, SIDECAR_PORT_NAME, TEMPLATE_HASH_ANNOTATION, TMP_DIR, TMP_VOLUME, ZOO_CFG_KEY,
-    ZOOKEEPER_CONTAINER, ZOOKEEPER_UID, config_map_name, labels, metadata, non_empty,
-    stateful_set_name,
+    CONFIG_VOLUME, DATA_DIR, DATA_VOLUME, ELECTION_PORT_NAME, INIT_CONTAINER, JAVA_SECURITY_KEY,
+    LOGBACK_KEY, LOGS_DIR, LOGS_VOLUME, QUORUM_PORT_NAME, RESTARTED_AT_ANNOTATION,
+    SIDECAR_CONTAINER, SIDECAR_PORT, SIDECAR_PORT_NAME, TEMPLATE_HASH_ANNOTATION, TMP_DIR,
+    TMP_VOLUME, ZOO_CFG_KEY, ZOOKEEPER_CONTAINER, ZOOKEEPER_UID, config_map_name, labels, metadata,
+    non_empty, stateful_set_name,
 };
 use crate::cluster::{ContainerSettings, ValidatedCluster};
 use crate::reconfig::super_digest_flag;
@@ -251,7 +251,7 @@ fn zookeeper_container(cluster: &ValidatedCluster) -> Container {
     // The super user's digest comes from the Secret through an environment
     // variable that Kubernetes expands into the flag: never in a ConfigMap.
     let mut jvm_flags = format!(
-        "{} -Dlogback.configurationFile={CONFIG_DIR}/{LOGBACK_KEY}",
+        "{} -Dlogback.configurationFile={CONFIG_DIR}/{LOGBACK_KEY} -Djava.security.properties={CONFIG_DIR}/{JAVA_SECURITY_KEY}",
         super_digest_flag(&format!("$({SUPER_DIGEST_ENV})"))
     );
     if let Some(extra) = &cluster.jvm_flags {

@@ -441,6 +441,12 @@ fn the_config_map_holds_what_the_containers_read() {
     let data = config_map(&v).data.unwrap();
     assert_eq!(data[ZOO_CFG_KEY], v.config.zoo_cfg);
     assert_eq!(data[LOGBACK_KEY], LOGBACK_XML);
+    // No cache of resolved names: a restarted pod's new IP is what a
+    // follower connects to when that pod comes to lead.
+    assert_eq!(
+        data[JAVA_SECURITY_KEY],
+        "networkaddress.cache.ttl=0\nnetworkaddress.cache.negative.ttl=0\n"
+    );
     let c = children(&v);
     let zookeeper = container(pod_spec(&c.voters), ZOOKEEPER_CONTAINER);
     let flags = zookeeper
@@ -452,7 +458,7 @@ fn the_config_map_holds_what_the_containers_read() {
         .unwrap();
     assert_eq!(
         flags,
-        "-Dzookeeper.DigestAuthenticationProvider.superDigest=$(ZK_SUPER_DIGEST) -Dlogback.configurationFile=/config/logback.xml"
+        "-Dzookeeper.DigestAuthenticationProvider.superDigest=$(ZK_SUPER_DIGEST) -Dlogback.configurationFile=/config/logback.xml -Djava.security.properties=/config/java.security"
     );
     // The digest comes from the super user's Secret, defined before the
     // flags that expand it; the ConfigMap never holds it.
@@ -476,7 +482,7 @@ fn user_jvm_flags_come_last() {
     let zookeeper = container(pod_spec(&c.voters), ZOOKEEPER_CONTAINER);
     let flags = zookeeper.env.as_ref().unwrap()[1].value.clone().unwrap();
     assert!(
-        flags.ends_with("-Dlogback.configurationFile=/config/logback.xml -Xmx2g"),
+        flags.ends_with("-Djava.security.properties=/config/java.security -Xmx2g"),
         "{flags}"
     );
 }

@@ -598,6 +598,7 @@ fn render_config(ensemble: &EnsembleSpec) -> Result<RenderedConfig, zk_ensemble:
     let hash = config_hash(&[
         (crate::build::ZOO_CFG_KEY, settings.as_str()),
         (crate::build::LOGBACK_KEY, crate::build::LOGBACK_XML),
+        (crate::build::JAVA_SECURITY_KEY, crate::build::JAVA_SECURITY),
     ]);
     Ok(RenderedConfig {
         zoo_cfg: cfg.render(),
