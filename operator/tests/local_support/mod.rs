@@ -102,7 +102,16 @@ impl Local {
         for entry in entries.flatten() {
             let member = entry.file_name().to_string_lossy().into_owned();
             let log = fs::read_to_string(entry.path().join("zookeeper.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
             for line in zk_testkit::harm_during_membership_changes(&log) {
+                // What the member did just before, for whoever reads a
+                // failure: the line alone rarely says why.
+                if let Some(at) = lines.iter().position(|l| *l == line) {
+                    eprintln!("--- member {member}'s log before a harm line ---");
+                    for before in &lines[at.saturating_sub(40)..=at] {
+                        eprintln!("{before}");
+                    }
+                }
                 found.push((member.clone(), line.to_owned()));
             }
         }
