@@ -16,6 +16,8 @@
 //!   `kubectl exec`);
 //! - [`operator`]: the operator replicas — who holds the leader Lease, and
 //!   killing one as a crash would;
+//! - [`node`]: killing a process in a container from the node (SIGKILL:
+//!   the kubelet restarts the container in place);
 //! - [`sidecar`]: a member's `/v1/status`, read through the API server's pod
 //!   proxy (the sidecar image is distroless: nothing to exec);
 //! - [`zkcli`]: a real ZooKeeper client in the cluster — `zkCli.sh` of the
@@ -30,6 +32,7 @@ pub mod checks;
 pub mod cluster;
 pub mod examples;
 pub mod member;
+pub mod node;
 pub mod operator;
 pub mod poll;
 pub mod scenario;

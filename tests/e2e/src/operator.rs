@@ -1,43 +1,21 @@
 //! The operator replicas the chart runs: which one holds the leader Lease,
-//! and killing one as a crash would — SIGKILL, so it neither releases the
-//! Lease nor finishes what it was doing.
-//!
-//! The kill comes from the node, not from inside the pod: there the
-//! operator is PID 1 of its PID namespace, and the kernel drops a SIGKILL
-//! sent to a namespace's init from within it. The process is found by its
-//! container's ID, which every container runtime's cgroup path carries
-//! (`/k8s.io/<id>` here, `cri-containerd-<id>.scope` under systemd). On this machine's cluster the node is this
-//! machine (the suite runs as root, as the cluster script does); on kind the
-//! same script runs in the node's container, through the command
-//! [`ENV_NODE_EXEC`] names.
+//! and killing one as a crash would (SIGKILL from the node, [`node::kill`]),
+//! so it neither releases the Lease nor finishes what it was doing.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use tokio::process::Command;
 
-use crate::{Error, Result, cluster};
-
-/// A command that runs its arguments on the node (`docker exec
-/// zookube-e2e-control-plane` for kind); unset, they run here.
-pub const ENV_NODE_EXEC: &str = "ZOOKUBE_E2E_NODE_EXEC";
+use crate::{Error, Result, cluster, node};
 
 /// The chart's operator pods.
 const SELECTOR: &str = "app.kubernetes.io/name=zk-operator";
 
-/// Kills (SIGKILL) every `zk-operator` process of the container whose ID
-/// is `$1` and prints how many.
-const KILL_SCRIPT: &str = r#"id=$1; n=0
-for d in /proc/[0-9]*; do
-  [ "$(cat "$d/comm" 2>/dev/null)" = zk-operator ] || continue
-  if grep -q -e "$id" "$d/cgroup" 2>/dev/null; then
-    kill -9 "${d#/proc/}" && n=$((n + 1))
-  fi
-done
-echo "$n""#;
+/// The operator's container in its pod.
+const CONTAINER: &str = "operator";
 
 /// The operator replicas' pods.
 pub async fn pods(client: &kube::Client) -> Result<Vec<Pod>> {
@@ -73,53 +51,15 @@ pub async fn lease_holder(client: &kube::Client) -> Result<Option<String>> {
         .filter(|h| !h.is_empty()))
 }
 
-fn operator_container(pod: &Pod) -> Option<&ContainerStatus> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.iter().find(|c| c.name == "operator"))
-}
-
 /// How many times the operator container of `pod` has been restarted.
 pub fn restarts(pod: &Pod) -> i32 {
-    operator_container(pod).map_or(0, |c| c.restart_count)
-}
-
-/// The runtime's ID of a container (`containerd://<id>` → `<id>`).
-fn container_id(status: &ContainerStatus) -> Option<&str> {
-    let id = status.container_id.as_deref()?;
-    Some(id.split_once("://").map_or(id, |(_, id)| id)).filter(|id| !id.is_empty())
+    node::restarts(pod, CONTAINER)
 }
 
 /// Kills the operator process of the pod `name` with SIGKILL.
 pub async fn kill(client: &kube::Client, name: &str) -> Result<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &cluster::operator_namespace());
-    let pod = api.get(name).await?;
-    let id = operator_container(&pod)
-        .and_then(container_id)
-        .ok_or_else(|| Error::Check(format!("the operator container of {name} has no ID yet")))?
-        .to_owned();
-    let prefix: Vec<String> = std::env::var(ENV_NODE_EXEC)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let mut argv = prefix;
-    argv.extend(["sh", "-c", KILL_SCRIPT, "sh", &id].map(str::to_owned));
-    let output = Command::new(&argv[0])
-        .args(&argv[1..])
-        .output()
-        .await
-        .map_err(|e| Error::Check(format!("cannot run {:?}: {e}", argv[0])))?;
-    let killed = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if output.status.success() && killed == "1" {
-        return Ok(());
-    }
-    Err(Error::Check(format!(
-        "killing the operator of {name} (container {id}) on its node killed {killed:?} processes, not 1 \
-         (the suite must run as root on the node's machine, or set {ENV_NODE_EXEC}): {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    )))
+    node::kill(&api.get(name).await?, CONTAINER, "zk-operator").await
 }
 
 /// The port of the operator's `/metrics` (the chart's `metrics.port`).
@@ -220,20 +160,5 @@ zookube_operator_reconcile_duration_seconds_sum 0.4\n";
             requests_since(&counts, &later),
             BTreeMap::from([(key("list", "pods"), 1)])
         );
-    }
-
-    #[test]
-    fn the_container_id_drops_the_runtime_prefix() {
-        let status = |id: Option<&str>| ContainerStatus {
-            container_id: id.map(str::to_owned),
-            ..Default::default()
-        };
-        assert_eq!(
-            container_id(&status(Some("containerd://19c7cb"))),
-            Some("19c7cb")
-        );
-        assert_eq!(container_id(&status(Some("19c7cb"))), Some("19c7cb"));
-        assert_eq!(container_id(&status(Some("containerd://"))), None);
-        assert_eq!(container_id(&status(None)), None);
     }
 }

@@ -27,7 +27,7 @@ use zk_operator::crd::{self, ZookeeperCluster};
 use crate::checks::{self, Leadership};
 use crate::poll::{self, note};
 use crate::zkcli::ZkClient;
-use crate::{Error, Result, ensure, member, operator, sidecar};
+use crate::{Error, Result, ensure, member, node, operator, sidecar};
 
 /// Set by `tests/e2e/run --keep`: leave every namespace as the test left
 /// it, to look at with kubectl.
@@ -328,6 +328,59 @@ impl Scenario {
         let new_uid = pods.get(&before.pod).await?.metadata.uid;
         ensure(new_uid != old_uid, || {
             format!("{} was not recreated (same uid)", before.pod)
+        })?;
+        Ok(after)
+    }
+
+    /// Kills the leader's ZooKeeper process with SIGKILL from the node, so
+    /// the kubelet restarts its container in place (same pod, same IP,
+    /// same volume): another voter leads in a newer epoch, and the member
+    /// comes back and is ready again.
+    pub async fn kill_leader_in_place(
+        &self,
+        voters: u32,
+        observers: u32,
+        before: &Leadership,
+    ) -> Result<Leadership> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pod = pods.get(&before.pod).await?;
+        let restarts = node::restarts(&pod, build::ZOOKEEPER_CONTAINER);
+        note(
+            self.started,
+            format!(
+                "killing the leader's ZooKeeper ({}, myid {}) in place",
+                before.pod, before.myid
+            ),
+        );
+        node::kill(&pod, build::ZOOKEEPER_CONTAINER, "java").await?;
+        let after = self
+            .wait_healthy(voters, observers, SETTLE, |now| {
+                if now.myid == before.myid {
+                    Err(format!("myid {} still leads", now.myid))
+                } else if now.peer_epoch <= before.peer_epoch {
+                    Err(format!(
+                        "myid {} leads in peer epoch {}, not above {}",
+                        now.myid, now.peer_epoch, before.peer_epoch
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .await?;
+        let now = pods.get(&before.pod).await?;
+        ensure(now.metadata.uid == pod.metadata.uid, || {
+            format!(
+                "{} was recreated; its container was to restart in place",
+                before.pod
+            )
+        })?;
+        let restarted = node::restarts(&now, build::ZOOKEEPER_CONTAINER);
+        ensure(restarted == restarts + 1, || {
+            format!(
+                "the ZooKeeper container of {} restarted {} times, not once",
+                before.pod,
+                restarted - restarts
+            )
         })?;
         Ok(after)
     }

@@ -194,41 +194,24 @@ async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3_throug
         }
     })
     .await?;
-    let holder = operator::lease_holder(&client)
-        .await?
-        .ok_or_else(|| Error::Check("no operator replica holds the Lease".to_owned()))?;
-    let pods = operator::pods(&client).await?;
-    let restarts_before: Vec<(Option<String>, i32)> = pods
-        .iter()
-        .map(|p| (p.metadata.name.clone(), operator::restarts(p)))
-        .collect();
-    operator::kill(&client, &holder).await?;
-    note(
-        started,
-        format!(
-            "killed the operator replica {holder} (it held the Lease) with voters {:?}",
-            voters.seen().last()
-        ),
-    );
+    let crash = OperatorCrash::now(&client, started, &voters).await?;
     s.wait_healthy(5, 0, SCALE, |_| Ok(())).await?;
-    let now_holding = operator::lease_holder(&client).await?;
-    let restarted: Vec<(Option<String>, i32)> = operator::pods(&client)
-        .await?
-        .iter()
-        .map(|p| (p.metadata.name.clone(), operator::restarts(p)))
-        .collect();
-    note(
-        started,
-        format!(
-            "the change was finished under the Lease of {now_holding:?}; operator restarts before {restarts_before:?}, after {restarted:?}"
-        ),
-    );
-    ensure(restarted != restarts_before, || {
-        format!("the kill of {holder} left the operator pods as they were: {restarted:?}")
-    })?;
+    crash.was_restarted(&client, started).await?;
     s.zk.expect_data(MARKER, &marker).await?;
+
+    // And again on the way down, once the fifth voter has left.
     s.scale(3).await?;
-    s.wait_healthy(3, 0, SCALE, |_| Ok(())).await?;
+    poll::until(started, "the fifth voter to leave", SCALE, || async {
+        let seen = voters.seen();
+        match seen.last() {
+            Some(last) if last.len() == 4 && seen.iter().any(|v| v.len() == 5) => Ok(()),
+            last => Err(format!("voters {last:?}")),
+        }
+    })
+    .await?;
+    let crash = OperatorCrash::now(&client, started, &voters).await?;
+    let settled = s.wait_healthy(3, 0, SCALE, |_| Ok(())).await?;
+    crash.was_restarted(&client, started).await?;
     let to = now_ms();
     let steps = checks::one_voter_at_a_time(&voters.stop()).map_err(Error::Check)?;
     note(started, format!("the voters went {steps:?}"));
@@ -237,6 +220,11 @@ async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3_throug
         || format!("the voters went {steps:?}, not 3 → 4 → 5 → 4 → 3"),
     )?;
     writer.wait_for_acks(3, to).await?;
+
+    // The leader's ZooKeeper killed in place (its container restarts, the
+    // pod stays): another voter leads, the writes go on, none is lost.
+    s.kill_leader_in_place(3, 0, &settled).await?;
+    writer.wait_for_acks(3, now_ms()).await?;
     let log = parse_write_log(&writer.log().await?);
     writer.stop().await?;
 
@@ -668,4 +656,64 @@ async fn crd_upgrade(client: &kube::Client, older: &str, started: Instant) -> Re
     s.delete_cluster().await?;
     cleanup_namespace(client, &s.namespace, started).await;
     Ok(())
+}
+
+/// The operator replica that held the Lease, killed as a crash would
+/// (SIGKILL: no release, nothing finished), and the replicas' restart
+/// counts before.
+struct OperatorCrash {
+    holder: String,
+    restarts_before: Vec<(Option<String>, i32)>,
+}
+
+impl OperatorCrash {
+    async fn now(
+        client: &kube::Client,
+        started: Instant,
+        voters: &zk_e2e::scenario::VoterWatch,
+    ) -> Result<OperatorCrash> {
+        let holder = operator::lease_holder(client)
+            .await?
+            .ok_or_else(|| Error::Check("no operator replica holds the Lease".to_owned()))?;
+        let restarts_before = operator_restarts(client).await?;
+        operator::kill(client, &holder).await?;
+        note(
+            started,
+            format!(
+                "killed the operator replica {holder} (it held the Lease) with voters {:?}",
+                voters.seen().last()
+            ),
+        );
+        Ok(OperatorCrash {
+            holder,
+            restarts_before,
+        })
+    }
+
+    /// Checks that the kill took: the killed replica's container restarted.
+    async fn was_restarted(&self, client: &kube::Client, started: Instant) -> Result<()> {
+        let now_holding = operator::lease_holder(client).await?;
+        let restarted = operator_restarts(client).await?;
+        note(
+            started,
+            format!(
+                "the change was finished under the Lease of {now_holding:?}; operator restarts before {:?}, after {restarted:?}",
+                self.restarts_before
+            ),
+        );
+        ensure(restarted != self.restarts_before, || {
+            format!(
+                "the kill of {} left the operator pods as they were: {restarted:?}",
+                self.holder
+            )
+        })
+    }
+}
+
+async fn operator_restarts(client: &kube::Client) -> Result<Vec<(Option<String>, i32)>> {
+    Ok(operator::pods(client)
+        .await?
+        .iter()
+        .map(|p| (p.metadata.name.clone(), operator::restarts(p)))
+        .collect())
 }
