@@ -3,7 +3,8 @@
 //! client: no acknowledged write is lost, no two leaders are ever
 //! quorum-backed at once (every member's `srvr` and `mntr` sampled every
 //! 50 ms), every member's dynamic config agrees at the end, and every
-//! sidecar reports the new membership.
+//! sidecar reports the new membership. A `local scale` or `local restart`
+//! killed with SIGKILL between steps finishes when it is run again.
 
 mod local_support;
 
@@ -269,6 +270,88 @@ async fn real_scale_3_5_3_under_write_load_loses_nothing_and_kept_data_rejoins()
     }
     // Every step dropped or added a member the sidecars were polling (the
     // joiner's own sidecar starts from a config its member is not yet in).
+    let harm = local.harm_lines();
+    assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
+}
+
+/// Runs `zk-operator local ARGS` and kills it with SIGKILL as soon as it
+/// reports its first finished step (`done: …`), as a crash or a closed
+/// terminal would; returns what it printed until then.
+async fn killed_after_first_step(local: &Local, args: &[&str]) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(ZK_OPERATOR)
+        .arg("local")
+        .args(args)
+        .arg("--dir")
+        .arg(local.ensemble_dir())
+        .env_remove("ZOOKUBE_LOCAL_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run zk-operator");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    let first = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("done: ") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    child.kill().await.expect("SIGKILL zk-operator");
+    assert!(
+        matches!(first, Ok(true)),
+        "`local {}` finished no step before it was to be killed: {seen}",
+        args.join(" ")
+    );
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_or_restart_killed_between_steps_finishes_when_run_again() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    let local = Local::new("crash", &format!("  replicas: 3\n{SETTINGS}"));
+    local.up();
+
+    // Up: killed once the first joiner is started, before it is added.
+    let killed = killed_after_first_step(&local, &["scale", "--replicas", "5"]).await;
+    let again = run(&local, &["scale", "--replicas", "5"]).await;
+    assert_success(&again, &format!("scale 3 -> 5 again, after: {killed}"));
+    assert!(
+        text(&again.stderr).contains("done: "),
+        "the kill left nothing to finish: {killed}"
+    );
+    assert_membership(&local, &[1, 2, 3, 4, 5], &[]).await;
+
+    // Down: killed once the first member is removed, before it is stopped.
+    let killed = killed_after_first_step(&local, &["scale", "--replicas", "3"]).await;
+    let again = run(&local, &["scale", "--replicas", "3"]).await;
+    assert_success(&again, &format!("scale 5 -> 3 again, after: {killed}"));
+    assert!(
+        text(&again.stderr).contains("done: "),
+        "the kill left nothing to finish: {killed}"
+    );
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+
+    // A roll killed after its first restart: run again, it rolls to the end.
+    let before = local.status().expect("status");
+    let killed = killed_after_first_step(&local, &["restart"]).await;
+    let again = run(&local, &["restart"]).await;
+    assert_success(&again, &format!("restart again, after: {killed}"));
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+    let after = local.status().expect("status");
+    let old: BTreeSet<u64> = pids(&before).into_iter().collect();
+    assert!(
+        pids(&after).iter().all(|p| !old.contains(p)),
+        "every member restarted: {before} {after}"
+    );
     let harm = local.harm_lines();
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }
