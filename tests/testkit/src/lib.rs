@@ -26,6 +26,7 @@ pub mod monitoring;
 mod network;
 pub mod prometheus;
 mod sidecar;
+pub mod volume;
 
 pub use sidecar::{SIDECAR_PORT, http_get, sidecar_binary};
 
@@ -61,6 +62,22 @@ pub fn partitions_available() -> bool {
                 "SKIPPED: this test makes network partitions ({why}); CI is unset, so it is skipped"
             );
             false
+        }
+    }
+}
+
+/// A [`volume::SmallVolume`] over `path`, or `None` when the test should
+/// be skipped: mounting one needs root. In CI that fails the test;
+/// elsewhere the test is skipped with a line on stderr saying so and why.
+pub fn small_volume(path: &Path, mib: u32) -> Option<volume::SmallVolume> {
+    match volume::SmallVolume::mount(path, mib) {
+        Ok(volume) => Some(volume),
+        Err(why) if in_ci() => panic!("this test fills up a small volume and CI is set: {why}"),
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: this test fills up a small volume (a tmpfs: {why}); CI is unset, so it is skipped"
+            );
+            None
         }
     }
 }
