@@ -16,7 +16,8 @@
 //! the tail of each server's log is printed and the folder is kept.
 //! [`load`] is a real client's write load and a sampled timeline of who
 //! leads. [`monitoring`] holds the dashboard, the alerts and the README against the
-//! metrics the code exports; [`prometheus`] runs a real Prometheus server.
+//! metrics the code exports; [`prometheus`] runs a real Prometheus server;
+//! [`volume`] is a small data volume a test can fill up.
 
 #![allow(clippy::print_stderr)]
 
