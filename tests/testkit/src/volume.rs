@@ -1,7 +1,7 @@
 //! A small data volume that can be filled up: a tmpfs of a few MiB mounted
 //! over a member's `dataDir`, as a full disk would be for a pod. Mounting
 //! needs root; [`SmallVolume::mount`] says why it cannot, and the caller
-//! fails in CI or skips elsewhere ([`crate::volumes_available`]). Dropping
+//! fails in CI or skips elsewhere ([`crate::small_volume`]). Dropping
 //! it unmounts it (lazily, so a server still holding files there cannot
 //! keep it mounted).
 
