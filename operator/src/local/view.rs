@@ -156,10 +156,7 @@ impl LocalView {
             .iter()
             .filter(|m| m.role == Role::Voter)
             .collect();
-        let serving = voters
-            .iter()
-            .filter(|m| m.state.is_some_and(MemberState::is_settled))
-            .count();
+        let serving = voters.iter().filter(|m| serves(m)).count();
         let leader = match (&self.leader_name, self.leader) {
             (Some(name), Some(myid)) => format!(
                 "leader {name} (myid {myid}){}",
@@ -258,10 +255,21 @@ impl LocalView {
     }
 }
 
-/// The STATE cell: the state, and why a member is down when `local` knows.
+/// Whether a member serves: it follows, leads or observes, and its sidecar
+/// does not say its server refuses clients (a member on a full volume
+/// follows between failed syncs, never serving).
+fn serves(m: &MemberView) -> bool {
+    m.state.is_some_and(MemberState::is_settled) && m.serving != Some(false)
+}
+
+/// The STATE cell: the state, and why a member is down or does not serve
+/// when `local` knows.
 fn state_words(m: &MemberView) -> String {
     let state = m.state.map_or_else(|| "?".to_owned(), |s| s.to_string());
     match m.server.process {
+        "running" if m.state.is_some_and(MemberState::is_settled) && !serves(m) => {
+            format!("{state} (not serving)")
+        }
         "running" => state,
         why => format!("{state} ({why})"),
     }
@@ -504,6 +512,35 @@ zk-2    3     voter  LEADING    3       1      127.0.0.4:2181  http://127.0.0.4:
         assert_eq!(
             view.progress(),
             "zk-0 FOLLOWING, zk-1 FOLLOWING, zk-2 starting"
+        );
+    }
+
+    #[test]
+    fn a_member_that_follows_but_does_not_serve_is_not_counted_and_says_so() {
+        // A member on a full volume: between failed syncs it follows, and
+        // its sidecar says its server refuses clients.
+        let processes = (1..=3).map(|n| (id(n), running(n as u32))).collect();
+        let mut full = status(1, MemberState::Following, Some(3), 1);
+        full.serving = Some(false);
+        let readings = BTreeMap::from([
+            (id(1), Ok(full)),
+            (id(2), Ok(status(2, MemberState::Following, Some(3), 1))),
+            (id(3), Ok(status(3, MemberState::Leading, Some(3), 1))),
+        ]);
+        let view = view(&state(), &processes, &readings);
+        assert_eq!(
+            view.headline(),
+            "zk: leader zk-2 (myid 3) in peer epoch 1; 2 of 3 voters serving"
+        );
+        let table = view.table();
+        let row = table.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("zk-0    1     voter  FOLLOWING (not serving)  3"),
+            "{table}"
+        );
+        assert!(
+            table.lines().nth(2).unwrap().contains("  FOLLOWING  "),
+            "{table}"
         );
     }
 
