@@ -151,7 +151,7 @@ async fn full_example_with_observers_survives_the_loss_of_its_leader() -> Result
 
 #[tokio::test]
 #[ignore = "needs the cluster of tests/e2e/run"]
-async fn minimal_example_survives_the_loss_of_its_leader_and_scales_3_5_3_through_an_operator_crash()
+async fn minimal_example_survives_losing_its_leader_pod_and_process_and_scales_3_5_3_through_operator_crashes()
 -> Result<()> {
     let started = Instant::now();
     let client = cluster::connect().await?;
