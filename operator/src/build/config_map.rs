@@ -31,13 +31,21 @@ pub const LOGBACK_XML: &str = r#"<configuration>
 /// out and a new election began).
 pub const JAVA_SECURITY: &str = "networkaddress.cache.ttl=0\nnetworkaddress.cache.negative.ttl=0\n";
 
+/// The files of `<name>-config` that are the same for every cluster, by
+/// key: listed once, so the ConfigMap and its hash cannot disagree.
+pub const FIXED_FILES: [(&str, &str); 2] = [
+    (LOGBACK_KEY, LOGBACK_XML),
+    (JAVA_SECURITY_KEY, JAVA_SECURITY),
+];
+
 /// The ConfigMap key with every member's `host:port`.
 pub const MEMBERS_KEY: &str = "ZOOKEEPER_CONNECT";
 /// The ConfigMap key with the client Service's `host:port`.
 pub const SERVICE_KEY: &str = "ZOOKEEPER_SERVICE";
 
-/// `<name>-config`: `zoo.cfg` from `zk-ensemble`, and the logging
-/// configuration and the JVM's security properties. The init container copies `zoo.cfg` to `/conf`.
+/// `<name>-config`: `zoo.cfg` from `zk-ensemble`, and the
+/// [`FIXED_FILES`] (logging, the JVM's security properties). The init
+/// container copies `zoo.cfg` to `/conf`.
 pub fn config_map(cluster: &ValidatedCluster) -> ConfigMap {
     ConfigMap {
         metadata: metadata(
@@ -45,11 +53,12 @@ pub fn config_map(cluster: &ValidatedCluster) -> ConfigMap {
             config_map_name(&cluster.name),
             labels::common(&cluster.name),
         ),
-        data: Some(BTreeMap::from([
-            (ZOO_CFG_KEY.to_owned(), cluster.config.zoo_cfg.clone()),
-            (LOGBACK_KEY.to_owned(), LOGBACK_XML.to_owned()),
-            (JAVA_SECURITY_KEY.to_owned(), JAVA_SECURITY.to_owned()),
-        ])),
+        data: Some(
+            std::iter::once((ZOO_CFG_KEY, cluster.config.zoo_cfg.as_str()))
+                .chain(FIXED_FILES)
+                .map(|(key, text)| (key.to_owned(), text.to_owned()))
+                .collect(),
+        ),
         ..Default::default()
     }
 }

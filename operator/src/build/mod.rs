@@ -27,7 +27,9 @@ use zk_ensemble::identity;
 
 use crate::cluster::ValidatedCluster;
 
-pub use config_map::{JAVA_SECURITY, LOGBACK_XML, client_config_map, config_map, connect_strings};
+pub use config_map::{
+    FIXED_FILES, JAVA_SECURITY, LOGBACK_XML, client_config_map, config_map, connect_strings,
+};
 pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;
 pub use secret::{super_password, super_secret, super_secret_name};

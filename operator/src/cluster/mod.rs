@@ -595,11 +595,10 @@ fn render_config(ensemble: &EnsembleSpec) -> Result<RenderedConfig, zk_ensemble:
         ..cfg.clone()
     }
     .render();
-    let hash = config_hash(&[
-        (crate::build::ZOO_CFG_KEY, settings.as_str()),
-        (crate::build::LOGBACK_KEY, crate::build::LOGBACK_XML),
-        (crate::build::JAVA_SECURITY_KEY, crate::build::JAVA_SECURITY),
-    ]);
+    let files: Vec<(&str, &str)> = std::iter::once((crate::build::ZOO_CFG_KEY, settings.as_str()))
+        .chain(crate::build::FIXED_FILES)
+        .collect();
+    let hash = config_hash(&files);
     Ok(RenderedConfig {
         zoo_cfg: cfg.render(),
         hash,
