@@ -29,15 +29,22 @@ const LOAD_ROOT: &str = "/zookube-load";
 /// `zk-operator local ARGS --dir …`, run without blocking the load and the
 /// sampler.
 async fn run(local: &Local, args: &[&str]) -> Output {
-    tokio::process::Command::new(ZK_OPERATOR)
+    command(local, args)
+        .output()
+        .await
+        .expect("run zk-operator")
+}
+
+/// `zk-operator local ARGS --dir …`, not started yet.
+fn command(local: &Local, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(ZK_OPERATOR);
+    command
         .arg("local")
         .args(args)
         .arg("--dir")
         .arg(local.ensemble_dir())
-        .env_remove("ZOOKUBE_LOCAL_DIR")
-        .output()
-        .await
-        .expect("run zk-operator")
+        .env_remove("ZOOKUBE_LOCAL_DIR");
+    command
 }
 
 /// Every address a member of this test may have (voters 1..=5, observer
@@ -279,12 +286,7 @@ async fn real_scale_3_5_3_under_write_load_loses_nothing_and_kept_data_rejoins()
 /// terminal would; returns what it printed until then.
 async fn killed_after_first_step(local: &Local, args: &[&str]) -> String {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(ZK_OPERATOR)
-        .arg("local")
-        .args(args)
-        .arg("--dir")
-        .arg(local.ensemble_dir())
-        .env_remove("ZOOKUBE_LOCAL_DIR")
+    let mut child = command(local, args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

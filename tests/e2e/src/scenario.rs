@@ -311,25 +311,35 @@ impl Scenario {
             format!("deleting the leader's pod {}", before.pod),
         );
         pods.delete(&before.pod, &DeleteParams::default()).await?;
-        let after = self
-            .wait_healthy(voters, observers, SETTLE, |now| {
-                if now.myid == before.myid {
-                    Err(format!("myid {} still leads", now.myid))
-                } else if now.peer_epoch <= before.peer_epoch {
-                    Err(format!(
-                        "myid {} leads in peer epoch {}, not above {}",
-                        now.myid, now.peer_epoch, before.peer_epoch
-                    ))
-                } else {
-                    Ok(())
-                }
-            })
-            .await?;
+        let after = self.wait_for_new_leader(voters, observers, before).await?;
         let new_uid = pods.get(&before.pod).await?.metadata.uid;
         ensure(new_uid != old_uid, || {
             format!("{} was not recreated (same uid)", before.pod)
         })?;
         Ok(after)
+    }
+
+    /// Waits until the cluster is healthy again under another leader than
+    /// `before`, in a higher peer epoch.
+    async fn wait_for_new_leader(
+        &self,
+        voters: u32,
+        observers: u32,
+        before: &Leadership,
+    ) -> Result<Leadership> {
+        self.wait_healthy(voters, observers, SETTLE, |now| {
+            if now.myid == before.myid {
+                Err(format!("myid {} still leads", now.myid))
+            } else if now.peer_epoch <= before.peer_epoch {
+                Err(format!(
+                    "myid {} leads in peer epoch {}, not above {}",
+                    now.myid, now.peer_epoch, before.peer_epoch
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Kills the leader's ZooKeeper process with SIGKILL from the node, so
@@ -353,20 +363,7 @@ impl Scenario {
             ),
         );
         node::kill(&pod, build::ZOOKEEPER_CONTAINER, "java").await?;
-        let after = self
-            .wait_healthy(voters, observers, SETTLE, |now| {
-                if now.myid == before.myid {
-                    Err(format!("myid {} still leads", now.myid))
-                } else if now.peer_epoch <= before.peer_epoch {
-                    Err(format!(
-                        "myid {} leads in peer epoch {}, not above {}",
-                        now.myid, now.peer_epoch, before.peer_epoch
-                    ))
-                } else {
-                    Ok(())
-                }
-            })
-            .await?;
+        let after = self.wait_for_new_leader(voters, observers, before).await?;
         let now = pods.get(&before.pod).await?;
         ensure(now.metadata.uid == pod.metadata.uid, || {
             format!(
