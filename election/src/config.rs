@@ -5,6 +5,7 @@
 //! from its `zoo.cfg` ([`QuorumConfig::from_zoo_cfg`]) in the same form.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use zk_ensemble::{Role, ZooCfg};
 
@@ -113,27 +114,91 @@ impl QuorumConfig {
     }
 }
 
-/// The election-port security a zk-election peer or watcher cannot take
-/// part in (spec §2.1, D14): TLS (`sslQuorum=true`) and quorum SASL
-/// (`quorum.auth.enableSasl=true`). Plaintext against such a port would only
-/// fill every member's log with handshake failures, so callers refuse to
-/// start; the message names the key and the reason.
-pub fn unsupported_security(cfg: &ZooCfg) -> Option<String> {
+/// How members expect to be spoken to on their election ports (spec §2.1,
+/// D14), as their `zoo.cfg` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElectionSecurity {
+    /// Plain TCP.
+    Plain,
+    /// TLS (`sslQuorum=true`) with the PEM stores the config names; the
+    /// caller presents the key store's certificate.
+    Tls(QuorumStores),
+}
+
+/// A member's quorum PEM stores (`ssl.quorum.keyStore.location`,
+/// `ssl.quorum.trustStore.location`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStores {
+    /// The PKCS#8 private key followed by the certificate chain.
+    pub key_store: PathBuf,
+    /// The CA certificates a member's certificate must chain to.
+    pub trust_store: PathBuf,
+}
+
+/// The election-port security of `cfg`, or why a watcher cannot take part:
+/// quorum SASL (an exchange after the preamble zk-sidecar does not speak),
+/// stores that are not PEM, an encrypted key, no host name verification.
+/// Plaintext against a TLS port would only fill every member's log with
+/// handshake failures, so callers refuse to start; the message names the
+/// key and the fix.
+pub fn election_security(cfg: &ZooCfg) -> Result<ElectionSecurity, String> {
     let on = |key: &str| {
         cfg.get(key)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     };
-    if on("sslQuorum") {
-        return Some(
-            "the config sets sslQuorum=true: members speak TLS on their election ports, which zk-sidecar does not (spec §2.1, D14); plaintext would fill every member's log with handshake failures. TLS quorums are not supported yet".to_owned(),
-        );
-    }
     if on("quorum.auth.enableSasl") {
-        return Some(
+        return Err(
             "the config sets quorum.auth.enableSasl=true: members expect a SASL exchange after the preamble, which zk-sidecar does not speak (spec §2.1, D14); quorum SASL is not supported".to_owned(),
         );
     }
-    None
+    if !on("sslQuorum") {
+        return Ok(ElectionSecurity::Plain);
+    }
+    let store = |what: &str| -> Result<PathBuf, String> {
+        let key = format!("ssl.quorum.{what}.location");
+        let location = cfg
+            .get(&key)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| {
+                format!("the config sets sslQuorum=true but no `{key}`; name the PEM file")
+            })?;
+        let type_key = format!("ssl.quorum.{what}.type");
+        // ZooKeeper infers a missing type from the file's extension.
+        let kind = cfg.get(&type_key).map(str::trim).map_or_else(
+            || {
+                Path::new(location)
+                    .extension()
+                    .map(|e| e.to_string_lossy().to_ascii_uppercase())
+                    .unwrap_or_default()
+            },
+            str::to_ascii_uppercase,
+        );
+        if kind != "PEM" {
+            return Err(format!(
+                "`{type_key}` is {kind:?} for {location}: zk-sidecar reads PEM stores only; set `{type_key}=PEM` with a PEM file (spec.tls renders them)"
+            ));
+        }
+        let password = format!("ssl.quorum.{what}.password");
+        if what == "keyStore" && cfg.get(&password).is_some_and(|p| !p.trim().is_empty()) {
+            return Err(format!(
+                "`{password}` is set: zk-sidecar cannot read an encrypted private key; use an unencrypted PKCS#8 key in a file only the pod can read"
+            ));
+        }
+        Ok(PathBuf::from(location))
+    };
+    let key_store = store("keyStore")?;
+    let trust_store = store("trustStore")?;
+    if cfg
+        .get("ssl.quorum.hostnameVerification")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+    {
+        return Err("the config sets ssl.quorum.hostnameVerification=false: zk-sidecar always checks a member's certificate against the host of its server line; give the certificates those names and remove the key".to_owned());
+    }
+    Ok(ElectionSecurity::Tls(QuorumStores {
+        key_store,
+        trust_store,
+    }))
 }
 
 /// `QuorumHierarchical`'s reading of `group.<gid>=a:b:c` and
@@ -235,17 +300,42 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_sasl_quorums_are_named() {
-        let cfg = |text: &str| ZooCfg::parse(text).unwrap();
-        assert_eq!(unsupported_security(&cfg("sslQuorum=false")), None);
-        assert_eq!(unsupported_security(&cfg("portUnification=true")), None);
-        let tls = unsupported_security(&cfg("sslQuorum=true")).unwrap();
-        assert!(
-            tls.contains("sslQuorum=true") && tls.contains("D14"),
-            "{tls}"
+    fn election_security_reads_pem_stores_and_names_what_it_cannot_speak() {
+        let plain = |text: &str| election_security(&ZooCfg::parse(text).unwrap());
+        assert_eq!(plain("sslQuorum=false"), Ok(ElectionSecurity::Plain));
+        assert_eq!(plain("portUnification=true"), Ok(ElectionSecurity::Plain));
+        let stores = "sslQuorum=true\nssl.quorum.keyStore.location=/t/k.pem\nssl.quorum.trustStore.location=/t/ca.pem\n";
+        assert_eq!(
+            plain(stores),
+            Ok(ElectionSecurity::Tls(QuorumStores {
+                key_store: "/t/k.pem".into(),
+                trust_store: "/t/ca.pem".into(),
+            }))
         );
-        let sasl = unsupported_security(&cfg("quorum.auth.enableSasl=TRUE")).unwrap();
-        assert!(sasl.contains("SASL"), "{sasl}");
+        let refused = [
+            ("sslQuorum=true\n", "ssl.quorum.keyStore.location"),
+            (
+                "sslQuorum=true\nssl.quorum.keyStore.location=/t/k.jks\nssl.quorum.trustStore.location=/t/ca.pem\n",
+                "PEM stores only",
+            ),
+            (
+                &format!("{stores}ssl.quorum.trustStore.type=PKCS12\n"),
+                "ssl.quorum.trustStore.type=PEM",
+            ),
+            (
+                &format!("{stores}ssl.quorum.keyStore.password=s3cret\n"),
+                "encrypted private key",
+            ),
+            (
+                &format!("{stores}ssl.quorum.hostnameVerification=false\n"),
+                "hostnameVerification",
+            ),
+            ("quorum.auth.enableSasl=TRUE\n", "SASL"),
+        ];
+        for (text, named) in refused {
+            let why = plain(text).expect_err(text);
+            assert!(why.contains(named), "{text}: {why}");
+        }
     }
 
     #[test]

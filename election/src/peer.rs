@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use zk_ensemble::ZooCfg;
 
-use crate::config::{ConfigError, QuorumConfig, unsupported_security};
+use crate::config::{ConfigError, ElectionSecurity, QuorumConfig, election_security};
 use crate::fle::{Action, Decision, Election, Event, Settings};
 use crate::quorum::Verifiers;
 use crate::transport::{Mesh, MeshConfig, MeshEvent};
@@ -69,8 +69,14 @@ impl PeerConfig {
         zxid: i64,
         peer_epoch: i64,
     ) -> Result<PeerConfig, PeerConfigError> {
-        if let Some(why) = unsupported_security(cfg) {
-            return Err(PeerConfigError::Unsupported(why));
+        match election_security(cfg) {
+            Ok(ElectionSecurity::Plain) => {}
+            Ok(ElectionSecurity::Tls(_)) => {
+                return Err(PeerConfigError::Unsupported(
+                    "the config sets sslQuorum=true: a voting zk-election peer speaks plaintext only (spec §2.1, D14), and a TLS member would refuse it; `zk-sidecar run` watches TLS quorums".to_owned(),
+                ));
+            }
+            Err(why) => return Err(PeerConfigError::Unsupported(why)),
         }
         let number = |key: &'static str, default: u64| match cfg.get(key) {
             None => Ok(default),

@@ -114,7 +114,7 @@ async fn three_peers_elect_3_then_2_and_3_rejoins_as_a_follower() {
         sid: (1 << 62) + 1,
         address: ElectionAddress::new("127.0.0.1", 3888),
     };
-    let mut watcher = transport::dial(&follower.mesh.advertised, &preamble, WAIT)
+    let mut watcher = transport::dial(&follower.mesh.advertised, &preamble, WAIT, None)
         .await
         .unwrap();
     watcher.send(&watcher_bootstrap(0)).await.unwrap();

@@ -4,7 +4,9 @@
 //! ([`quorum`]), every byte of `zoo.cfg` ([`spec`], [`zoocfg`]), whether a
 //! member's configuration is acceptable ([`validate`]), the shape of the
 //! sidecar's status document ([`status`]), and the next step of a
-//! membership change or rolling restart ([`plan`]). It knows nothing of
+//! membership change or rolling restart ([`plan`]), and quorum TLS:
+//! its keys, the names a member's certificate covers, the cluster's CA
+//! ([`tls`]). It knows nothing of
 //! Kubernetes, sockets, files or tokio; callers read and write the bytes.
 
 #![warn(clippy::unwrap_used)]
@@ -15,6 +17,7 @@ pub mod plan;
 pub mod quorum;
 pub mod spec;
 pub mod status;
+pub mod tls;
 pub mod validate;
 pub mod zoocfg;
 

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 use crate::identity::{self, MAX_OBSERVERS, MAX_VOTERS, Myid, Role};
 use crate::messages;
+use crate::tls;
 use crate::zoocfg::{ClientAddress, QuorumAddress, ServerEntry, ZooCfg};
 
 /// The ports every member uses (the same in every pod).
@@ -71,8 +72,13 @@ pub enum Placement {
     /// Processes on one machine: member `myid` gets the loopback address
     /// `base + myid` (127.0.0.2 for myid 1 with the default base 127.0.0.1),
     /// keeps the standard ports on it, and keeps its data in
-    /// `<data_root>/<myid>`.
-    Loopback { base: Ipv4Addr, data_root: String },
+    /// `<data_root>/<myid>`, and its quorum TLS stores (when on) in
+    /// `<tls_root>/<myid>`.
+    Loopback {
+        base: Ipv4Addr,
+        data_root: String,
+        tls_root: String,
+    },
 }
 
 /// Where the data of a member lives in a pod.
@@ -111,6 +117,9 @@ pub struct EnsembleSpec {
     /// Extra `zoo.cfg` keys from the user.
     pub overrides: BTreeMap<String, String>,
     pub placement: Placement,
+    /// TLS on the quorum and election ports (`sslQuorum`), with PEM stores
+    /// in [`EnsembleSpec::quorum_tls_dir`] (see [`crate::tls`]).
+    pub quorum_tls: bool,
 }
 
 /// One member of an ensemble.
@@ -138,6 +147,7 @@ impl EnsembleSpec {
             settings: Settings::default(),
             overrides: BTreeMap::new(),
             placement: Placement::Kubernetes,
+            quorum_tls: false,
         }
     }
 
@@ -182,7 +192,7 @@ impl EnsembleSpec {
             }
         }
         for (key, value) in &self.overrides {
-            if is_owned_key(key) {
+            if is_owned_key(key) || (self.quorum_tls && tls::is_quorum_tls_key(key)) {
                 problems.push(SpecError::OwnedKey(key.clone()));
             } else if key.is_empty()
                 || !key
@@ -237,6 +247,15 @@ impl EnsembleSpec {
                 identity::pod_host(&self.name, &self.namespace, &self.cluster_domain, myid)
             }
             Placement::Loopback { base, .. } => loopback_address(*base, myid).to_string(),
+        }
+    }
+
+    /// The folder of a member's quorum TLS stores ([`tls::KEY_STORE`] and
+    /// [`tls::TRUST_STORE`]): the same path in every pod.
+    pub fn quorum_tls_dir(&self, myid: Myid) -> String {
+        match &self.placement {
+            Placement::Kubernetes => tls::POD_QUORUM_TLS_DIR.to_owned(),
+            Placement::Loopback { tls_root, .. } => format!("{tls_root}/{myid}"),
         }
     }
 
@@ -314,6 +333,12 @@ impl EnsembleSpec {
         keys.insert("clientPort".to_owned(), self.ports.client.to_string());
         keys.insert("standaloneEnabled".to_owned(), "false".to_owned());
         keys.insert("reconfigEnabled".to_owned(), "true".to_owned());
+        if self.quorum_tls {
+            let dir = self.quorum_tls_dir(myid);
+            for (key, value) in tls::quorum_keys(&dir) {
+                keys.insert(key.to_owned(), value);
+            }
+        }
         if let Placement::Loopback { base, .. } = self.placement {
             // Many members share the machine: each binds only its own address.
             keys.insert("quorumListenOnAllIPs".to_owned(), "false".to_owned());
@@ -509,6 +534,7 @@ server.128=zk-observer-0.zk-headless.prod.svc.cluster.local:2888:3888:observer;2
         s.placement = Placement::Loopback {
             base: Ipv4Addr::new(127, 0, 0, 1),
             data_root: "/tmp/zk".into(),
+            tls_root: "/tmp/tls".into(),
         };
         let cfg = s.zoo_cfg(Myid::new(2).unwrap()).unwrap();
         assert_eq!(cfg.get("dataDir"), Some("/tmp/zk/2"));

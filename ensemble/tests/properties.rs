@@ -28,6 +28,7 @@ fn specs() -> impl Strategy<Value = EnsembleSpec> {
                 spec.placement = Placement::Loopback {
                     base: Ipv4Addr::new(127, 0, 0, 1),
                     data_root: "/var/tmp/zk".into(),
+                    tls_root: "/var/tmp/zk-tls".into(),
                 };
             }
             spec

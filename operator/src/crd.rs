@@ -60,6 +60,7 @@ pub mod messages {
     /// Why the cluster name is limited.
     pub const NAME_LENGTH: &str = "metadata.name must be at most 40 characters: pods are named <name>-observer-<n>, and every name must fit a 63-character DNS label";
     /// Why the four ports must differ.
+    pub const QUORUM_TLS_LOCAL_ONLY: &str = "quorum TLS runs with `zk-operator local` in this version; the operator does not yet mount certificates into pods, so remove spec.tls.quorum to run this cluster on Kubernetes";
     pub const PORTS_DISTINCT: &str = "ports.client, ports.quorum, ports.election and ports.admin must all differ, and none may be 8081, the sidecar's port";
     /// Why a data volume cannot be resized through the cluster.
     pub const STORAGE_SIZE_IMMUTABLE: &str = "storage.size cannot change after creation: a StatefulSet's volume claim templates are immutable; keep storage.size as it was and expand each PersistentVolumeClaim instead";
@@ -194,6 +195,12 @@ pub struct ZookeeperClusterSpec {
     /// namespaces whose default is to deny ingress.
     #[serde(default, skip_serializing_if = "NetworkPolicySpec::is_default")]
     pub network_policy: NetworkPolicySpec,
+
+    /// Transport security. Quorum TLS runs with `zk-operator local` in this
+    /// version; the operator refuses it on Kubernetes (`InvalidSpec`) until
+    /// it mounts certificates into the pods.
+    #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
+    pub tls: TlsSpec,
 }
 
 fn default_replicas() -> i32 {
@@ -217,6 +224,7 @@ impl Default for ZookeeperClusterSpec {
             ports: PortsSpec::default(),
             cluster_domain: None,
             network_policy: NetworkPolicySpec::default(),
+            tls: TlsSpec::default(),
         }
     }
 }
@@ -543,6 +551,29 @@ impl NetworkPolicySpec {
         self == &NetworkPolicySpec::default()
     }
 }
+
+/// TLS for the ensemble's connections.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// TLS on the quorum and election ports (`sslQuorum=true`): members
+    /// present certificates signed by the cluster's own CA, which zookube
+    /// makes, and refuse callers without one. The sidecars watch the
+    /// election over TLS with their member's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumTlsSpec>,
+}
+
+impl TlsSpec {
+    fn is_default(&self) -> bool {
+        self == &TlsSpec::default()
+    }
+}
+
+/// Quorum TLS with certificates from the cluster's own CA (`quorum: {}`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumTlsSpec {}
 
 /// Pods that may connect, as a NetworkPolicy peer selects them: the pods
 /// matching `podSelector` in the namespaces matching `namespaceSelector`.

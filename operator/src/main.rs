@@ -116,7 +116,7 @@ fn render_file(args: &RenderArgs) -> ExitCode {
     let defaults = Defaults {
         sidecar_image: args.sidecar_image.clone(),
     };
-    let validated = match cluster::validate_with(&cluster, &defaults) {
+    let validated = match cluster::validate_for_kubernetes(&cluster, &defaults) {
         Ok(validated) => validated,
         Err(invalid) => {
             for problem in &invalid.problems {

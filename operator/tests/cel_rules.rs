@@ -288,7 +288,7 @@ fn every_rule_has_a_message_and_fits_the_cost_budget() {
 
 #[test]
 fn the_examples_are_admitted() {
-    for name in ["minimal", "full"] {
+    for name in ["minimal", "full", "tls"] {
         let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
         let cluster = cluster::parse_cluster(&text, None).unwrap();

@@ -513,3 +513,58 @@ async fn real_roll_restarts_each_member_once_and_the_leader_last() {
     let harm = local.harm_lines();
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }
+
+/// Quorum TLS through the same membership changes: every member's
+/// certificate comes from the cluster's one CA (kept in the ensemble
+/// folder, so a joiner's is signed by it too), every sidecar watches over
+/// TLS, and a scale 3 → 5 → 3 and a roll with its hand-off lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_quorum_scales_3_5_3_and_rolls_under_write_load_with_every_sidecar_watching() {
+    if zk_testkit::zookeeper().is_none() {
+        return;
+    }
+    let local = Local::new(
+        "secure",
+        &format!("  replicas: 3\n  tls:\n    quorum: {{}}\n{SETTINGS}"),
+    );
+    local.up();
+    let ca = std::fs::read_to_string(local.ensemble_dir().join("tls/ca/ca.pem")).expect("the CA");
+    let watch = Watch::start(&local).await;
+    let up = run(&local, &["scale", "--replicas", "5"]).await;
+    assert_success(&up, "scale 3 -> 5");
+    assert_membership(&local, &[1, 2, 3, 4, 5], &[]).await;
+    let leader = local.status().expect("status")["leader"]
+        .as_u64()
+        .expect("a leader");
+    let restart = run(&local, &["restart"]).await;
+    assert_success(&restart, "local restart");
+    assert_eq!(
+        handed_over(&restart),
+        vec![leader],
+        "{}",
+        text(&restart.stderr)
+    );
+    assert_membership(&local, &[1, 2, 3, 4, 5], &[]).await;
+    let down = run(&local, &["scale", "--replicas", "3"]).await;
+    assert_success(&down, "scale 5 -> 3");
+    assert_membership(&local, &[1, 2, 3], &[]).await;
+    watch.finish("TLS 3 -> 5, roll, 5 -> 3").await;
+
+    for myid in 1..=5u8 {
+        let member = local.ensemble_dir().join(format!("members/{myid}"));
+        let cfg = std::fs::read_to_string(member.join("conf/zoo.cfg")).expect("zoo.cfg");
+        assert!(cfg.contains("sslQuorum=true"), "member {myid}: {cfg}");
+        let trust = local
+            .ensemble_dir()
+            .join(format!("tls/{myid}/truststore.pem"));
+        assert_eq!(
+            std::fs::read_to_string(trust).expect("trust store"),
+            ca,
+            "member {myid} trusts the cluster's one CA"
+        );
+        let log = std::fs::read_to_string(member.join("sidecar.log")).expect("sidecar log");
+        assert!(log.contains("quorum_tls=true"), "sidecar {myid}: {log}");
+    }
+    let harm = local.harm_lines();
+    assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
+}

@@ -162,7 +162,11 @@ fn release_jars(home: &Path) -> Option<Vec<PathBuf>> {
 }
 
 /// Debian splits ZooKeeper's dependencies into separate packages and ships no
-/// slf4j backend with it, so a logging backend is added explicitly.
+/// slf4j backend with it, so a logging backend is added explicitly. Its
+/// jar's manifest also leaves out `netty-codec.jar`, which TLS needs: with
+/// `sslQuorum=true` the election listener dies on the first connection
+/// ("I won't be able to participate in leader election any longer"), and
+/// the Netty client factory cannot start.
 fn debian_jars_in(dir: &Path) -> Option<Vec<PathBuf>> {
     let server = dir.join("zookeeper.jar");
     if !server.is_file() {
@@ -170,7 +174,7 @@ fn debian_jars_in(dir: &Path) -> Option<Vec<PathBuf>> {
     }
     let mut jars = vec![server];
     jars.extend(
-        ["slf4j-log4j12.jar", "log4j-1.2.jar"]
+        ["slf4j-log4j12.jar", "log4j-1.2.jar", "netty-codec.jar"]
             .into_iter()
             .map(|jar| dir.join(jar))
             .filter(|jar| jar.is_file()),
@@ -282,9 +286,14 @@ mod tests {
     }
 
     #[test]
-    fn debian_layout_gets_a_logging_backend() {
+    fn debian_layout_gets_a_logging_backend_and_the_codec_tls_needs() {
         let dir = tempfile::tempdir().unwrap();
-        for jar in ["zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar"] {
+        for jar in [
+            "zookeeper.jar",
+            "slf4j-log4j12.jar",
+            "log4j-1.2.jar",
+            "netty-codec.jar",
+        ] {
             touch(&dir.path().join(jar));
         }
         touch(&dir.path().join("bin/java"));
@@ -293,7 +302,8 @@ mod tests {
             dir.path().join("bin").into_os_string(),
         )]));
         let found = Installation::discover_in(&env, dir.path()).unwrap();
-        assert_eq!(found.classpath.len(), 3);
+        assert_eq!(found.classpath.len(), 4);
+        assert!(found.classpath[3].ends_with("netty-codec.jar"));
         let command = found.server_command(Path::new("/conf"), Path::new("/conf/zoo.cfg"), &[]);
         let args: Vec<_> = command
             .get_args()

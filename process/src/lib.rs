@@ -4,13 +4,15 @@
 //! server; [`fourlw`] asks a server `ruok`, `srvr`, `mntr` and `conf`. Used by
 //! `zk-operator local`, by the sidecar's probe of its own server, by the
 //! benchmarks and by every test that runs a real server. [`listen`] binds
-//! the sidecar's and the operator's HTTP listeners on IPv4 and IPv6 alike.
+//! the sidecar's and the operator's HTTP listeners on IPv4 and IPv6 alike;
+//! [`stores`] writes a member's quorum TLS stores by rename-into-place.
 
 #![warn(clippy::unwrap_used)]
 
 pub mod fourlw;
 pub mod install;
 pub mod listen;
+pub mod stores;
 
 use std::net::SocketAddr;
 

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use zk_ensemble::validate;
+use zk_election::config::{ElectionSecurity, election_security};
+use zk_election::transport::tls::check_member;
+use zk_ensemble::{Myid, ZooCfg, validate};
 
 use crate::config;
 
@@ -33,6 +35,14 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     };
     match validate(&cfg, &myid) {
         Ok(s) => {
+            if let Err(problem) = check_security(&cfg, s.myid) {
+                eprintln!(
+                    "error: {} is not a configuration zookube can run for myid {}:\n  - {problem}",
+                    args.config.display(),
+                    s.myid
+                );
+                return ExitCode::from(1);
+            }
             println!(
                 "ok: myid {} is {} in an ensemble of {} voters and {} observers (quorum {}, tolerates {} failed voter{})",
                 s.myid,
@@ -58,6 +68,29 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
                 eprintln!("  - {problem}");
             }
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The election port's security as the config sets it: one the sidecar
+/// can speak and, with quorum TLS, stores that serve this member (the key
+/// is PKCS#8 and belongs to the certificate, which chains to the trust
+/// store and names the host of the member's server line).
+fn check_security(cfg: &ZooCfg, myid: Myid) -> Result<(), String> {
+    match election_security(cfg)? {
+        ElectionSecurity::Plain => Ok(()),
+        ElectionSecurity::Tls(stores) => {
+            let host = cfg
+                .server(i64::from(myid))
+                .map(|s| s.host().to_owned())
+                .unwrap_or_default();
+            check_member(&stores, &host).map_err(|e| format!("quorum TLS: {e}"))?;
+            println!(
+                "ok: quorum TLS: {} holds a PKCS#8 key and a certificate for {host} that {} trusts",
+                stores.key_store.display(),
+                stores.trust_store.display()
+            );
+            Ok(())
         }
     }
 }

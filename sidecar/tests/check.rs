@@ -145,3 +145,76 @@ fn the_readme_example_is_the_current_rendering() {
     );
     assert_eq!(fs::read_to_string(example.join("myid")).unwrap(), "1\n");
 }
+
+/// A member's quorum TLS stores are checked before ZooKeeper starts on
+/// them: ZooKeeper itself starts on a SEC1 key and never serves, and finds
+/// a certificate for the wrong host only on its first connection.
+#[test]
+fn quorum_tls_stores_are_checked_for_the_member_they_serve() {
+    use std::time::SystemTime;
+    use zk_ensemble::tls::{Authority, KEY_STORE, TRUST_STORE, member_names};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = EnsembleSpec::new("zk", "prod");
+    spec.quorum_tls = true;
+    spec.placement = zk_ensemble::Placement::Loopback {
+        base: std::net::Ipv4Addr::new(127, 0, 0, 1),
+        data_root: dir.path().join("data").display().to_string(),
+        tls_root: dir.path().join("tls").display().to_string(),
+    };
+    let one = Myid::new(1).unwrap();
+    let cfg = spec.zoo_cfg(one).unwrap().render();
+    let stores = Path::new(&spec.quorum_tls_dir(one)).to_owned();
+    let now = SystemTime::now();
+    let ca = Authority::generate("prod", "zk", now).unwrap();
+    let leaf = ca.issue(&member_names(&spec, one), now).unwrap();
+    let write = |key_store: &str, trust_store: &str| {
+        zk_process::stores::write_stores(&stores, key_store, trust_store).unwrap();
+    };
+
+    write(&ca.key_store(&leaf), ca.cert_pem());
+    let out = check(dir.path(), &cfg, "1");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok: quorum TLS:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let other_member = ca
+        .issue(&member_names(&spec, Myid::new(2).unwrap()), now)
+        .unwrap();
+    let other_ca = Authority::generate("elsewhere", "zk", now).unwrap();
+    let mismatched = format!("{}{}", other_member.key_pem, leaf.cert_pem);
+    let sec1 = ca.key_store(&leaf).replace("PRIVATE KEY", "EC PRIVATE KEY");
+    let cases = [
+        (
+            ca.key_store(&other_member),
+            ca.cert_pem().to_owned(),
+            "does not serve 127.0.0.2",
+        ),
+        (
+            ca.key_store(&leaf),
+            other_ca.cert_pem().to_owned(),
+            "does not serve 127.0.0.2",
+        ),
+        (mismatched, ca.cert_pem().to_owned(), "KeyMismatch"),
+        (sec1, ca.cert_pem().to_owned(), "not PKCS#8"),
+        (
+            leaf.cert_pem.clone(),
+            ca.cert_pem().to_owned(),
+            "holds no private key",
+        ),
+    ];
+    for (key_store, trust_store, named) in cases {
+        write(&key_store, &trust_store);
+        let out = check(dir.path(), &cfg, "1");
+        assert_eq!(out.status.code(), Some(1), "{named}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{named}: {}", stderr(&out));
+    }
+    fs::remove_file(stores.join(KEY_STORE)).unwrap();
+    let out = check(dir.path(), &cfg, "1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(KEY_STORE), "{}", stderr(&out));
+    assert!(stores.join(TRUST_STORE).is_file());
+}

@@ -2,17 +2,25 @@
 //! in one write), accepting (the preamble read under a timeout), and framed
 //! send/receive with every cap of §2 enforced on input.
 //!
+//! With quorum TLS the handshake is part of the dial: TCP connect, TLS
+//! handshake and preamble happen within one timeout, or the socket is
+//! closed. A member stalls its election accepts for seconds on a socket
+//! that sends nothing, so no election socket is ever left silent.
+//!
 //! This is the primitive both the voting mesh ([`super::Mesh`]) and the
 //! sidecar's watcher build on. It decides nothing about which connection
 //! survives (§2.3) or what to send; it only moves checked frames.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::tls::{Connector, HandshakeError, TlsError};
 
 use crate::wire::{
     DecodeError, ElectionAddress, EncodeError, MAX_ADDRESS_LEN, Notification, Preamble, frame,
@@ -44,6 +52,14 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+    #[error("the TLS handshake with {address} failed: {source}")]
+    Handshake {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("no complete preamble within {0:?}")]
     PreambleTimeout(Duration),
     #[error("refusing to send: {0}")]
@@ -68,6 +84,8 @@ impl TransportError {
                 "connection_refused"
             }
             TransportError::Connect { .. } => "connect",
+            TransportError::Handshake { .. } => "tls_handshake",
+            TransportError::Tls(_) => "tls_config",
             TransportError::PreambleTimeout(_) => "preamble_timeout",
             TransportError::Encode(_) => "encode",
             TransportError::Protocol(e) => e.reason(),
@@ -77,13 +95,15 @@ impl TransportError {
     }
 }
 
-/// Connects to `to` within `timeout` and sends `preamble` as the first and
-/// only write before anything else (§2.2 step 4, danger D5). The preamble is
-/// encoded, and so validated, before any connection is made.
+/// Connects to `to`, shakes hands when `tls` is given (verifying the member
+/// as `to.host`), and sends `preamble` as the first and only write before
+/// anything else (§2.2 step 4, danger D5), all within `timeout`. The
+/// preamble is encoded, and so validated, before any connection is made.
 pub async fn dial(
     to: &ElectionAddress,
     preamble: &Preamble,
     timeout: Duration,
+    tls: Option<&Connector>,
 ) -> Result<Connection, TransportError> {
     let bytes = preamble.encode()?;
     let address = to.to_string();
@@ -112,15 +132,34 @@ pub async fn dial(
             },
         })
     };
-    let stream = tokio::time::timeout(timeout, connect).await.map_err(|_| {
-        TransportError::ConnectTimeout {
+    let establish = async {
+        let tcp = connect.await?;
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(connector) => match connector.handshake(&to.host, tcp).await {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(HandshakeError::Host(e)) => return Err(TransportError::Tls(e)),
+                Err(HandshakeError::Io(source)) => {
+                    return Err(TransportError::Handshake {
+                        address: address.clone(),
+                        source,
+                    });
+                }
+            },
+        };
+        let mut connection = Connection::new(stream)?;
+        connection.writer.stream.write_all(&bytes).await?;
+        connection.writer.stream.flush().await?;
+        Ok(connection)
+    };
+    // Dropping the future on the timeout closes the socket: nothing stays
+    // open without having spoken.
+    tokio::time::timeout(timeout, establish)
+        .await
+        .map_err(|_| TransportError::ConnectTimeout {
             address: address.clone(),
             timeout,
-        }
-    })??;
-    let mut connection = Connection::new(stream)?;
-    connection.writer.stream.write_all(&bytes).await?;
-    Ok(connection)
+        })?
 }
 
 /// Reads the preamble of an accepted connection within `timeout` (§2.1: a
@@ -131,7 +170,7 @@ pub async fn accept(
     stream: TcpStream,
     timeout: Duration,
 ) -> Result<(Preamble, Connection), TransportError> {
-    let mut connection = Connection::new(stream)?;
+    let mut connection = Connection::new(Stream::Plain(stream))?;
     let preamble = tokio::time::timeout(timeout, connection.reader.read_preamble())
         .await
         .map_err(|_| TransportError::PreambleTimeout(timeout))??;
@@ -145,11 +184,71 @@ pub struct Connection {
     pub writer: FrameWriter,
 }
 
+/// A connection's byte stream: plain TCP or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 impl Connection {
-    fn new(stream: TcpStream) -> Result<Connection, TransportError> {
-        stream.set_nodelay(true)?;
-        let peer = stream.peer_addr()?;
-        let (read, write) = stream.into_split();
+    fn new(stream: Stream) -> Result<Connection, TransportError> {
+        let tcp = stream.tcp();
+        tcp.set_nodelay(true)?;
+        let peer = tcp.peer_addr()?;
+        // A second handle on the socket, for what the halves cannot do: a
+        // reset, and the FIN a dropped writer sends at once.
+        let socket = socket2::SockRef::from(tcp).try_clone()?;
+        let (read, write) = tokio::io::split(stream);
         Ok(Connection {
             reader: FrameReader {
                 stream: read,
@@ -158,6 +257,7 @@ impl Connection {
             },
             writer: FrameWriter {
                 stream: write,
+                socket: Some(socket),
                 peer,
             },
         })
@@ -194,7 +294,7 @@ impl Connection {
 /// The receiving half: length-prefixed frames of 1..=524288 bytes (§2.6).
 #[derive(Debug)]
 pub struct FrameReader {
-    stream: OwnedReadHalf,
+    stream: ReadHalf<Stream>,
     /// Bytes read but not yet returned. Never longer than one largest frame
     /// plus one read, because a bad length prefix is refused at once.
     buf: Vec<u8>,
@@ -256,7 +356,9 @@ impl FrameReader {
 /// The sending half.
 #[derive(Debug)]
 pub struct FrameWriter {
-    stream: OwnedWriteHalf,
+    stream: WriteHalf<Stream>,
+    /// The socket itself; `None` once reset.
+    socket: Option<socket2::Socket>,
     peer: SocketAddr,
 }
 
@@ -267,6 +369,7 @@ impl FrameWriter {
     pub async fn send(&mut self, payload: &[u8]) -> Result<(), TransportError> {
         let bytes = frame(payload)?;
         self.stream.write_all(&bytes).await?;
+        self.stream.flush().await?;
         Ok(())
     }
 
@@ -277,17 +380,27 @@ impl FrameWriter {
     /// Closes the whole connection with a reset once the reader is dropped
     /// too: bytes the peer has not acknowledged are discarded, never
     /// delivered later.
-    pub fn reset(self) {
-        // Best effort: without the option the close is an orderly one.
-        let _ = self.stream.as_ref().set_zero_linger();
-        // Dropping the half normally shuts the sending side down first,
-        // which would queue a FIN behind the unsent bytes.
-        self.stream.forget();
+    pub fn reset(mut self) {
+        if let Some(socket) = self.socket.take() {
+            // Best effort: without the option the close is an orderly one.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
     }
 
-    /// Closes the sending direction (the peer reads end-of-stream).
+    /// Closes the sending direction (the peer reads end-of-stream; over
+    /// TLS after a close_notify).
     pub async fn shutdown(&mut self) -> Result<(), TransportError> {
         self.stream.shutdown().await?;
         Ok(())
+    }
+}
+
+impl Drop for FrameWriter {
+    /// A dropped writer ends the sending direction at once, as a dropped
+    /// TCP write half does, even while the reader lives on.
+    fn drop(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            let _ = socket.shutdown(Shutdown::Write);
+        }
     }
 }

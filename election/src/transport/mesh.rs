@@ -376,7 +376,14 @@ async fn dial_loop(shared: Arc<Shared>, sid: i64, called_back: bool, redial: Arc
             shared.config.peers.get(&sid).cloned()
         };
         let Some(address) = address else { break };
-        match dial(&address, &shared.preamble, shared.config.connect_timeout).await {
+        match dial(
+            &address,
+            &shared.preamble,
+            shared.config.connect_timeout,
+            None,
+        )
+        .await
+        {
             Ok(connection) if sid > myid => {
                 // We lose the tie-break: the preamble asked it to call back.
                 drop(connection);

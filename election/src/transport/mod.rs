@@ -8,6 +8,7 @@
 //! * [`mesh`]: a voting peer's connection manager (`QuorumCnxManager`): one
 //!   connection per pair by the larger-sid rule, dials on demand with
 //!   [`backoff`], per-peer [`outbox`]es, one shared [`inbox`].
+//! * [`tls`]: the connector for `sslQuorum=true`, from a member's PEM stores.
 //! * [`outbox`], [`inbox`]: the queue semantics of §2.7, pure, so the
 //!   simulator shares them.
 
@@ -16,6 +17,7 @@ pub mod connection;
 pub mod inbox;
 pub mod mesh;
 pub mod outbox;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use connection::{
@@ -25,3 +27,4 @@ pub use connection::{
 pub use inbox::{Entry, Inbox, RECV_CAPACITY};
 pub use mesh::{Mesh, MeshConfig, MeshEvent};
 pub use outbox::Outbox;
+pub use tls::{Connector, TlsError};

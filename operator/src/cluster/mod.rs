@@ -194,6 +194,26 @@ pub fn validate(cluster: &ZookeeperCluster) -> Result<ValidatedCluster, InvalidS
     validate_with(cluster, &Defaults::default())
 }
 
+/// Validates a cluster to run on Kubernetes: [`validate_with`], and what
+/// the operator cannot do there yet (quorum TLS: it does not mount
+/// certificates into pods; `zk-operator local` runs it).
+pub fn validate_for_kubernetes(
+    cluster: &ZookeeperCluster,
+    defaults: &Defaults,
+) -> Result<ValidatedCluster, InvalidSpec> {
+    let validated = validate_with(cluster, defaults)?;
+    if validated.ensemble.quorum_tls {
+        return Err(InvalidSpec {
+            problems: vec![FieldProblem::new(
+                "spec.tls.quorum",
+                None,
+                messages::QUORUM_TLS_LOCAL_ONLY,
+            )],
+        });
+    }
+    Ok(validated)
+}
+
 /// Validates a cluster, filling what it leaves unset from `defaults`.
 pub fn validate_with(
     cluster: &ZookeeperCluster,
@@ -546,6 +566,7 @@ fn ensemble_spec(name: &str, namespace: &str, spec: &ZookeeperClusterSpec) -> En
             ),
         },
         overrides: config.extra.clone(),
+        quorum_tls: spec.tls.quorum.is_some(),
         ..EnsembleSpec::new(name, namespace)
     }
 }

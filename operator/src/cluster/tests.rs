@@ -41,6 +41,28 @@ fn the_minimal_cluster_gets_every_default() {
 }
 
 #[test]
+fn quorum_tls_is_rendered_for_local_runs_and_refused_on_kubernetes_by_name() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tls.yaml"))
+            .expect("the TLS example");
+    let cluster = parse_cluster(&text, None).expect("parses");
+    let local = validate(&cluster).expect("valid for zk-operator local");
+    assert!(local.ensemble.quorum_tls);
+    assert!(
+        local.config.zoo_cfg.contains("sslQuorum=true\n"),
+        "{}",
+        local.config.zoo_cfg
+    );
+    let refused =
+        validate_for_kubernetes(&cluster, &Defaults::default()).expect_err("not on Kubernetes yet");
+    assert_eq!(
+        fields(&refused.problems),
+        [("spec.tls.quorum", messages::QUORUM_TLS_LOCAL_ONLY)]
+    );
+    assert!(validate_for_kubernetes(&Cluster::test().build(), &Defaults::default()).is_ok());
+}
+
+#[test]
 fn the_owner_reference_needs_a_uid() {
     let owner = validate(&Cluster::test().build()).unwrap().owner.unwrap();
     assert_eq!(owner.kind, "ZookeeperCluster");

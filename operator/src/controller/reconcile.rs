@@ -43,7 +43,7 @@ pub async fn reconcile_cluster(cluster: &ZookeeperCluster, ctx: &Context) -> Res
     let now = Timestamp::now();
     let written = ctx.written(&ObjectRef::from(cluster));
     let previous = super::newest_status(cluster, written.as_ref());
-    let validated = match cluster::validate_with(cluster, &ctx.defaults) {
+    let validated = match cluster::validate_for_kubernetes(cluster, &ctx.defaults) {
         Ok(validated) => validated,
         Err(invalid) => {
             warn!(cluster = %cluster.name_any(), %invalid, "invalid spec; nothing changed");

@@ -12,14 +12,15 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use zk_ensemble::tls::Authority;
 use zk_ensemble::{Myid, SidecarStatus, ZooCfg};
 use zk_process::install::write_logging_config;
-use zk_process::{Installation, Signal};
+use zk_process::{Installation, Signal, stores};
 
 use super::error::LocalError;
-use super::plan::{Layout, MemberPlan};
+use super::plan::{Layout, MemberPlan, MemberTls};
 use super::process::{self, Liveness, ProcessRecord};
 use super::state::{LocalState, MemberRecord};
 use crate::sidecar_client::SidecarClient;
@@ -153,6 +154,9 @@ impl LocalEnsemble {
         }
         fs::write(&config, &member.zoo_cfg).map_err(write(&config))?;
         write_logging_config(&conf_dir).map_err(write(&conf_dir))?;
+        if let Some(tls) = &member.quorum_tls {
+            self.write_quorum_stores(tls)?;
+        }
         let output = Command::new(&launcher.sidecar)
             .arg("init")
             .arg("--config")
@@ -183,6 +187,49 @@ impl LocalEnsemble {
         let revision = member.revision(&self.state.jvm_flags, self.state.restart.as_deref());
         self.record_mut(member.myid)?.revision = Some(revision);
         Ok(())
+    }
+
+    /// The cluster's CA: the one in the ensemble folder, or a new one made
+    /// and kept there (its key readable by its owner only).
+    fn authority(&self) -> Result<Authority, LocalError> {
+        let (cert_file, key_file) = (self.layout.ca_cert_file(), self.layout.ca_key_file());
+        let (namespace, name) = (&self.state.namespace, &self.state.cluster);
+        let tls = |source: zk_ensemble::tls::TlsError| LocalError::Tls(source.to_string());
+        if key_file.is_file() {
+            let read = |file: &Path| {
+                fs::read_to_string(file).map_err(|source| LocalError::Read {
+                    file: file.to_owned(),
+                    source,
+                })
+            };
+            return Authority::load(namespace, name, &read(&cert_file)?, &read(&key_file)?)
+                .map_err(tls);
+        }
+        let ca = Authority::generate(namespace, name, SystemTime::now()).map_err(tls)?;
+        let dir = cert_file.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)
+            .and_then(|()| stores::replace(&key_file, &ca.key_pem(), 0o600))
+            .and_then(|()| stores::replace(&cert_file, ca.cert_pem(), 0o644))
+            .map_err(|source| LocalError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(ca)
+    }
+
+    /// Issues the member a certificate from the cluster's CA and writes its
+    /// key store and trust store where its config names them.
+    fn write_quorum_stores(&self, tls: &MemberTls) -> Result<(), LocalError> {
+        let ca = self.authority()?;
+        let leaf = ca
+            .issue(&tls.names, SystemTime::now())
+            .map_err(|e| LocalError::Tls(e.to_string()))?;
+        stores::write_stores(&tls.dir, &ca.key_store(&leaf), ca.cert_pem()).map_err(|source| {
+            LocalError::Write {
+                path: tls.dir.clone(),
+                source,
+            }
+        })
     }
 
     /// Starts the member's ZooKeeper server on its prepared config.

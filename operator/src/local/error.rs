@@ -26,6 +26,8 @@ pub enum LocalError {
     Invalid(InvalidSpec),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("quorum TLS: {0}")]
+    Tls(String),
     #[error(transparent)]
     State(#[from] StateError),
     #[error("{error}{hint}", error = .0, hint = install_hint(.0))]

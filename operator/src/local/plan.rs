@@ -27,6 +27,7 @@ pub const DEFAULT_BASE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 /// <dir>/cluster.yaml             the ZookeeperCluster it runs (`scale` and `apply` change it)
 /// <dir>/super-password           zookube's ZooKeeper super user (for `reconfig`)
 /// <dir>/data/<myid>/             the member's dataDir (myid, snapshots, logs)
+/// <dir>/tls/ca/, tls/<myid>/      with quorum TLS: the cluster's CA, each member's PEM stores
 /// <dir>/members/<myid>/config/   zoo.cfg as rendered (a pod's /config)
 /// <dir>/members/<myid>/conf/     the copy ZooKeeper runs on and rewrites (/conf)
 /// <dir>/members/<myid>/zookeeper.log, sidecar.log
@@ -63,6 +64,22 @@ impl Layout {
     /// `<data_root>/<myid>`.
     pub fn data_root(&self) -> PathBuf {
         self.root.join("data")
+    }
+
+    /// The TLS root of [`Placement::Loopback`]: member stores go to
+    /// `<tls_root>/<myid>`, the cluster's CA to `<tls_root>/ca`.
+    pub fn tls_root(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    /// The cluster's CA certificate (PEM).
+    pub fn ca_cert_file(&self) -> PathBuf {
+        self.tls_root().join("ca").join("ca.pem")
+    }
+
+    /// The cluster's CA key (PKCS#8 PEM, mode 0600).
+    pub fn ca_key_file(&self) -> PathBuf {
+        self.tls_root().join("ca").join("ca-key.pem")
     }
 
     pub fn members_root(&self) -> PathBuf {
@@ -120,6 +137,17 @@ pub struct MemberPlan {
     pub data_dir: PathBuf,
     /// Every port it listens on, named: the ZooKeeper ports and the sidecar's.
     pub ports: Vec<(&'static str, SocketAddr)>,
+    /// With quorum TLS: where its PEM stores go, and the names its
+    /// certificate covers.
+    pub quorum_tls: Option<MemberTls>,
+}
+
+/// A member's quorum TLS: the folder its config names for the stores, and
+/// the names its certificate covers (`zk_ensemble::tls::member_names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberTls {
+    pub dir: PathBuf,
+    pub names: Vec<String>,
 }
 
 impl MemberPlan {
@@ -190,6 +218,7 @@ impl LocalPlan {
         ensemble.placement = Placement::Loopback {
             base,
             data_root: layout.data_root().display().to_string(),
+            tls_root: layout.tls_root().display().to_string(),
         };
         let all = ensemble.members();
         let members = all
@@ -249,6 +278,10 @@ fn member_plan(
         host,
         zoo_cfg: cfg.render(),
         data_dir,
+        quorum_tls: ensemble.quorum_tls.then(|| MemberTls {
+            dir: PathBuf::from(ensemble.quorum_tls_dir(myid)),
+            names: zk_ensemble::tls::member_names(ensemble, myid),
+        }),
         ports: vec![
             ("client", at(ports.client)),
             ("quorum", at(ports.quorum)),

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use zk_election::transport::dial;
+use zk_election::config::QuorumStores;
+use zk_election::transport::{Connector, TransportError, dial};
 use zk_election::watcher::{Action, Event, Input, LeaderEvent, LinkError, LocalServer};
 use zk_election::wire::{ElectionAddress, Preamble};
 
@@ -52,6 +53,8 @@ pub(crate) struct Driver {
     links: HashMap<(i64, u64), Link>,
     preamble: Preamble,
     connect_timeout: Duration,
+    /// The stores of a TLS quorum, read again for every dial (rotation).
+    tls: Option<Arc<QuorumStores>>,
 }
 
 impl Driver {
@@ -60,6 +63,7 @@ impl Driver {
         metrics: Arc<Metrics>,
         signals: Signals,
         local: watch::Receiver<Option<LocalServer>>,
+        tls: Option<QuorumStores>,
     ) -> Driver {
         let (input_tx, inputs) = mpsc::unbounded_channel();
         let (preamble, connect_timeout) = {
@@ -77,6 +81,7 @@ impl Driver {
             links: HashMap::new(),
             preamble,
             connect_timeout,
+            tls: tls.map(Arc::new),
         }
     }
 
@@ -126,15 +131,15 @@ impl Driver {
         match action {
             Action::Connect { sid, conn, to } => {
                 let (outbox, queue) = mpsc::unbounded_channel();
-                let task = tokio::spawn(connection(
+                let dial = Dial {
                     sid,
                     conn,
                     to,
-                    self.preamble.clone(),
-                    self.connect_timeout,
-                    self.input_tx.clone(),
-                    queue,
-                ));
+                    preamble: self.preamble.clone(),
+                    timeout: self.connect_timeout,
+                    tls: self.tls.clone(),
+                };
+                let task = tokio::spawn(connection(dial, self.input_tx.clone(), queue));
                 self.metrics.connected();
                 // Tasks whose connection already ended leave their entry
                 // behind; drop those of this member now.
@@ -243,21 +248,39 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One election connection: dial, then move frames both ways until either
-/// side ends it.
-async fn connection(
+/// What a connection task dials.
+struct Dial {
     sid: i64,
     conn: u64,
     to: ElectionAddress,
     preamble: Preamble,
-    connect_timeout: Duration,
+    timeout: Duration,
+    tls: Option<Arc<QuorumStores>>,
+}
+
+impl Dial {
+    /// Connects (TLS: with the stores as they are now), shakes hands and
+    /// sends the preamble, within the timeout.
+    async fn dial(&self) -> Result<zk_election::transport::Connection, TransportError> {
+        let connector = match &self.tls {
+            None => None,
+            Some(stores) => Some(Connector::load(stores)?),
+        };
+        dial(&self.to, &self.preamble, self.timeout, connector.as_ref()).await
+    }
+}
+
+/// One election connection: dial, then move frames both ways until either
+/// side ends it.
+async fn connection(
+    dial: Dial,
     inputs: mpsc::UnboundedSender<Input>,
     mut outbox: mpsc::UnboundedReceiver<Out>,
 ) {
-    let link_error =
-        |e: zk_election::transport::TransportError| LinkError::new(e.reason(), e.to_string());
+    let Dial { sid, conn, .. } = dial;
+    let link_error = |e: TransportError| LinkError::new(e.reason(), e.to_string());
     let dialled = tokio::select! {
-        dialled = dial(&to, &preamble, connect_timeout) => dialled,
+        dialled = dial.dial() => dialled,
         // Nothing is sent before `Connected`, so anything now is a close:
         // the dial is abandoned.
         _ = outbox.recv() => return,

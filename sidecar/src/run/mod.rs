@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zk_election::config::QuorumConfig;
+use zk_election::config::{ElectionSecurity, QuorumConfig, QuorumStores, election_security};
+use zk_election::transport::Connector;
 use zk_election::watcher::{PollSlot, Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
 use zk_ensemble::zoocfg::host_port;
@@ -82,6 +83,8 @@ pub(crate) enum RunError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("quorum TLS: {0}")]
+    Tls(#[source] zk_election::transport::TlsError),
     #[error("cannot watch the ensemble: {0}")]
     Watcher(#[from] zk_election::watcher::WatcherError),
     #[error("the local server's client address {0}: {1}")]
@@ -103,8 +106,6 @@ impl RunError {
         }
     }
 }
-
-pub(crate) use zk_election::config::unsupported_security;
 
 /// Where the local server takes client connections: its server line's
 /// client host when it names one, else loopback (the sidecar shares the
@@ -146,6 +147,8 @@ struct Plan {
     role: Role,
     watcher: Watcher,
     local_client: SocketAddr,
+    /// The quorum's PEM stores when it speaks TLS.
+    tls: Option<QuorumStores>,
 }
 
 async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
@@ -165,9 +168,15 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         });
     };
     let role = server.role;
-    if let Some(why) = unsupported_security(&cfg) {
-        return Err(RunError::Unsupported(why));
-    }
+    let tls = match election_security(&cfg).map_err(RunError::Unsupported)? {
+        ElectionSecurity::Plain => None,
+        ElectionSecurity::Tls(stores) => {
+            // Refuse bad stores at the start, by name; later dials read
+            // them again, so a rotated store is used from then on.
+            Connector::load(&stores).map_err(RunError::Tls)?;
+            Some(stores)
+        }
+    };
     let mut config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
         .with_poll_interval(args.poll_interval);
     config.local_probe = true;
@@ -196,6 +205,7 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         role,
         watcher,
         local_client,
+        tls,
     })
 }
 
@@ -235,6 +245,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         preamble = ?watcher_config.preamble,
         poll_interval_ms = watcher_config.poll_interval.as_millis() as u64,
         local_client = %plan.local_client,
+        quorum_tls = plan.tls.is_some(),
         listen = %listening.addr,
         "zk-sidecar run started"
     );
@@ -259,7 +270,13 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         signals: signals.clone(),
         local: local_tx,
     };
-    let driver = driver::Driver::new(shared.clone(), metrics.clone(), signals, local_rx);
+    let driver = driver::Driver::new(
+        shared.clone(),
+        metrics.clone(),
+        signals,
+        local_rx,
+        plan.tls.clone(),
+    );
     let health: Arc<dyn http::Health> = Arc::new(report::RunHealth(shared));
     let router = http::router(health, metrics);
     let shutdown = http::shutdown_signal();

@@ -40,8 +40,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use zk_ensemble::tls::Authority;
 use zk_ensemble::{EnsembleSpec, Myid, Placement};
 use zk_process::install::{small_jvm_flags, write_logging_config};
 use zk_process::{FourLetterError, Installation, Mode, Signal, Srvr};
@@ -173,6 +174,7 @@ impl LoopbackEnsemble {
         spec.placement = Placement::Loopback {
             base: free_loopback_base(&spec),
             data_root: dir.path().join("data").display().to_string(),
+            tls_root: dir.path().join("tls").display().to_string(),
         };
         let mut ensemble = LoopbackEnsemble {
             spec,
@@ -203,6 +205,42 @@ impl LoopbackEnsemble {
         self.servers
             .entry(myid)
             .or_insert(Server { child: None, dir });
+    }
+
+    /// Turns quorum TLS on (`sslQuorum=true`, PEM stores): one new CA for
+    /// the ensemble, every member's stores written from it, every config
+    /// rendered again. Call before the servers start.
+    pub fn enable_quorum_tls(&mut self) -> Authority {
+        self.spec.quorum_tls = true;
+        let ca = Authority::generate(&self.spec.namespace, &self.spec.name, SystemTime::now())
+            .expect("a CA");
+        for myid in self.myids() {
+            self.write_quorum_stores(myid, &ca, &ca);
+            self.prepare(myid);
+        }
+        ca
+    }
+
+    /// Writes member `myid`'s stores: a new certificate from `issuer`, and
+    /// `trusted`'s certificate as the trust store (also `issuer`'s, when
+    /// the two differ, so a rotation to `issuer` keeps trusting both).
+    pub fn write_quorum_stores(&self, myid: Myid, issuer: &Authority, trusted: &Authority) {
+        let leaf = issuer
+            .issue(
+                &zk_ensemble::tls::member_names(&self.spec, myid),
+                SystemTime::now(),
+            )
+            .expect("a member certificate");
+        let mut trust = trusted.cert_pem().to_owned();
+        if issuer.cert_pem() != trusted.cert_pem() {
+            trust.push_str(issuer.cert_pem());
+        }
+        zk_process::stores::write_stores(
+            Path::new(&self.spec.quorum_tls_dir(myid)),
+            &issuer.key_store(&leaf),
+            &trust,
+        )
+        .expect("write the quorum stores");
     }
 
     /// The folder all servers' files live in.
