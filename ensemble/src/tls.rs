@@ -116,13 +116,24 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-/// The CA's subject: one per cluster, so two clusters' CAs never share a
-/// subject (in one trust store the second would replace the first).
-fn ca_params(namespace: &str, name: &str, now: SystemTime) -> CertificateParams {
+/// The CA's subject names the cluster and the CA's own key, so no two CAs
+/// share a subject, not even a cluster's old and new one during a
+/// rotation: in one ZooKeeper trust store the second would replace the
+/// first.
+fn ca_params(namespace: &str, name: &str, key: &KeyPair, now: SystemTime) -> CertificateParams {
     let mut params = CertificateParams::default();
+    let id: String = params
+        .key_identifier(key)
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "zookube");
-    dn.push(DnType::CommonName, format!("zookube CA {namespace}/{name}"));
+    dn.push(
+        DnType::CommonName,
+        format!("zookube CA {namespace}/{name} {id}"),
+    );
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
@@ -139,7 +150,7 @@ impl Authority {
     /// A new CA for the cluster `namespace/name`.
     pub fn generate(namespace: &str, name: &str, now: SystemTime) -> Result<Authority, TlsError> {
         let key = KeyPair::generate().map_err(failed("generating the CA key"))?;
-        let params = ca_params(namespace, name, now);
+        let params = ca_params(namespace, name, &key, now);
         let cert = params
             .self_signed(&key)
             .map_err(failed("signing the CA certificate"))?;
@@ -149,21 +160,15 @@ impl Authority {
         })
     }
 
-    /// The CA of `namespace/name` from its certificate and key (as
-    /// [`Authority::cert_pem`] and [`Authority::key_pem`] gave them).
-    pub fn load(
-        namespace: &str,
-        name: &str,
-        cert_pem: &str,
-        key_pem: &str,
-    ) -> Result<Authority, TlsError> {
+    /// A CA from its certificate and key (as [`Authority::cert_pem`] and
+    /// [`Authority::key_pem`] gave them).
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Authority, TlsError> {
         let key = KeyPair::from_pem(key_pem).map_err(failed("reading the CA key"))?;
-        // Leaves name their issuer by subject and key: the same subject
-        // and key as when the CA was made are all signing needs.
-        let params = ca_params(namespace, name, SystemTime::now());
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(failed("reading the CA certificate"))?;
         Ok(Authority {
             cert_pem: cert_pem.to_owned(),
-            issuer: Issuer::new(params, key),
+            issuer,
         })
     }
 
@@ -280,7 +285,7 @@ mod tests {
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         let key = ca.key_pem();
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
-        let again = Authority::load("prod", "zk", ca.cert_pem(), &key).expect("loads");
+        let again = Authority::load(ca.cert_pem(), &key).expect("loads");
         let leaf = again
             .issue(&["127.0.0.2".into(), "localhost".into()], now)
             .expect("issues");

@@ -4,6 +4,16 @@
 //! server never reads half a file, and ZooKeeper's file watcher
 //! (`sslQuorumReloadCertFiles=true`), which notices a rename over the exact
 //! name, reloads it. The key store is readable by its owner only.
+//!
+//! A running server must see **one store change at a time**. ZooKeeper 3.8
+//! reloads on one thread per store and reads the key store twice (the
+//! chain, then the key): with both stores renamed at once, a reload that
+//! read the old chain can finish after one that read the new file, leaving
+//! the server presenting a certificate its key does not match (callers see
+//! `BadSignature`) until the next change. So a rotation writes one store
+//! ([`write_trust_store`], [`write_key_store`]), waits until the server
+//! answers with it, then writes the other; [`write_stores`] is for a server
+//! that is not running.
 
 use std::fs;
 use std::io::Write;
@@ -12,12 +22,23 @@ use std::path::Path;
 
 use zk_ensemble::tls::{KEY_STORE, TRUST_STORE};
 
-/// Writes `key_store` and `trust_store` (PEM) into `dir`, creating it.
-/// The trust store goes first: a new CA must be trusted before a
-/// certificate it signed is presented.
+/// Writes `key_store` and `trust_store` (PEM) into `dir`, creating it, for
+/// a server that is not running (see the module docs).
 pub fn write_stores(dir: &Path, key_store: &str, trust_store: &str) -> std::io::Result<()> {
+    write_trust_store(dir, trust_store)?;
+    write_key_store(dir, key_store)
+}
+
+/// Replaces the trust store (CA certificates, PEM) in `dir`.
+pub fn write_trust_store(dir: &Path, trust_store: &str) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    replace(&dir.join(TRUST_STORE), trust_store, 0o644)?;
+    replace(&dir.join(TRUST_STORE), trust_store, 0o644)
+}
+
+/// Replaces the key store (PKCS#8 key, then the chain, PEM) in `dir`,
+/// readable by its owner only.
+pub fn write_key_store(dir: &Path, key_store: &str) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
     replace(&dir.join(KEY_STORE), key_store, 0o600)
 }
 

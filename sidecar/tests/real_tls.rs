@@ -132,6 +132,7 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
     })
     .expect("a connector");
 
+    let mut kept = Vec::new();
     for myid in ensemble.myids() {
         let to = election_address(&ensemble, myid);
         let wait = transport::CONNECT_TIMEOUT;
@@ -151,7 +152,8 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
             .expect("a frame")
             .expect("a notification");
         assert_eq!(reply.leader, i64::from(leader), "member {myid}: {reply:?}");
-        trusted.writer.reset();
+        // Kept open (see `answers`); the next caller of this sid replaces it.
+        kept.push(trusted);
         refused(transport::dial(&to, &watcher_preamble(), wait, None).await).await;
         refused(transport::dial(&to, &watcher_preamble(), wait, Some(&foreign)).await).await;
     }
@@ -169,5 +171,145 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
         1,
         "{states:?}"
     );
+    assert_no_harm(&ensemble);
+}
+
+/// A caller with `connector`'s certificate and trust: the connection when
+/// member `myid` answers its poll, the error otherwise. The caller keeps
+/// an answered connection open: a member that sent its reply may still
+/// look up the connection for the caller's sid, and one closed meanwhile
+/// makes it log `Invalid server id` (the watcher never closes there
+/// either). A member replaces the connection itself when the same sid
+/// connects again.
+async fn answers(
+    ensemble: &LoopbackEnsemble,
+    myid: Myid,
+    connector: &Connector,
+) -> Result<transport::Connection, String> {
+    let to = election_address(ensemble, myid);
+    let wait = Duration::from_secs(5);
+    let mut connection = transport::dial(&to, &watcher_preamble(), wait, Some(connector))
+        .await
+        .map_err(|e| format!("member {myid}: {e}"))?;
+    connection
+        .send(&watcher_bootstrap(0))
+        .await
+        .map_err(|e| format!("member {myid}: {e}"))?;
+    let reply = tokio::time::timeout(wait, connection.recv_notification()).await;
+    match reply {
+        Ok(Ok(Ok(_))) => Ok(connection),
+        Ok(Ok(Err(e))) => Err(format!("member {myid}: a bad reply: {e}")),
+        Ok(Err(e)) => Err(format!("member {myid}: {e}")),
+        Err(_) => Err(format!("member {myid}: no reply within {wait:?}")),
+    }
+}
+
+/// A caller's stores in a folder of their own: a certificate from
+/// `issuer` for the addresses a loopback caller comes from, trusting
+/// `trusted`.
+fn caller(folder: &Path, issuer: &Authority, trusted: &[&Authority]) -> Connector {
+    let names = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let leaf = issuer.issue(&names, SystemTime::now()).expect("a leaf");
+    let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
+    zk_process::stores::write_stores(folder, &issuer.key_store(&leaf), &trust).expect("stores");
+    Connector::load(&QuorumStores {
+        key_store: folder.join(KEY_STORE),
+        trust_store: folder.join(TRUST_STORE),
+    })
+    .expect("a connector")
+}
+
+#[tokio::test]
+async fn quorum_certificates_rotate_to_a_new_ca_with_no_restart_and_no_election() {
+    let Some((mut ensemble, old, leader)) = tls_ensemble().await else {
+        return;
+    };
+    let epoch = ensemble.srvr(leader).await.expect("srvr").zxid >> 32;
+    let pids: Vec<Option<u32>> = ensemble.myids().iter().map(|m| ensemble.pid(*m)).collect();
+    let new = Authority::generate(
+        &ensemble.spec.namespace,
+        &ensemble.spec.name,
+        SystemTime::now(),
+    )
+    .expect("a new CA");
+    let folder = tempfile::tempdir().expect("a folder");
+    let open = std::sync::Mutex::new(Vec::new());
+    let every_member = |what: &'static str, connector: Connector, want: bool| {
+        let (ensemble, open) = (&ensemble, &open);
+        async move {
+            eventually(what, WAIT, || async {
+                for myid in ensemble.myids() {
+                    match answers(ensemble, myid, &connector).await {
+                        Ok(connection) => {
+                            open.lock().expect("open connections").push(connection);
+                            if !want {
+                                return Err(format!("member {myid} answered"));
+                            }
+                        }
+                        Err(e) if want => return Err(e),
+                        Err(_) => {}
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        }
+    };
+
+    // One store per step, and the next step only once every member
+    // answers with it (see `zk_process::stores`).
+    // 1. Every member trusts both CAs (still presenting the old one's
+    //    certificate): a caller with the new CA's certificate is answered.
+    for myid in ensemble.myids() {
+        ensemble.rotate_trust_store(myid, &[&old, &new]);
+    }
+    let new_caller = caller(&folder.path().join("new"), &new, &[&old]);
+    every_member("every member to trust the new CA", new_caller, true).await;
+
+    // 2. Every member presents a certificate of the new CA: a caller that
+    //    trusts only the new CA is answered.
+    for myid in ensemble.myids() {
+        ensemble.rotate_key_store(myid, &new);
+    }
+    let strict = caller(&folder.path().join("strict"), &new, &[&new]);
+    every_member(
+        "every member to present the new CA's certificate",
+        strict,
+        true,
+    )
+    .await;
+
+    // 3. The old CA is dropped: its certificates are refused.
+    for myid in ensemble.myids() {
+        ensemble.rotate_trust_store(myid, &[&new]);
+    }
+    let stale = caller(&folder.path().join("stale"), &old, &[&new]);
+    every_member("every member to refuse the old CA", stale, false).await;
+
+    // No server restarted, no election ran, every sidecar still agrees.
+    let now: Vec<Option<u32>> = ensemble.myids().iter().map(|m| ensemble.pid(*m)).collect();
+    assert_eq!(now, pids, "no server restarted");
+    assert_eq!(ensemble.srvr(leader).await.expect("srvr").zxid >> 32, epoch);
+    sidecars_agree_with_srvr(&ensemble, leader).await;
+
+    // New connections run on the new certificates alone: a follower
+    // killed and started again rejoins the same leader, and every sidecar
+    // (which reads its member's stores for every dial) reaches it again.
+    let follower = ensemble
+        .myids()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a follower");
+    ensemble.kill(follower);
+    ensemble.start(follower);
+    eventually("the follower to rejoin", WAIT, || async {
+        match ensemble.srvr(follower).await {
+            Ok(srvr) if srvr.mode == Mode::Follower => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    sidecars_agree_with_srvr(&ensemble, leader).await;
+    assert_eq!(ensemble.srvr(leader).await.expect("srvr").zxid >> 32, epoch);
     assert_no_harm(&ensemble);
 }

@@ -231,3 +231,50 @@ pub(crate) enum HandshakeError {
     Host(TlsError),
     Io(std::io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use zk_ensemble::tls::{Authority, KEY_STORE, TRUST_STORE};
+
+    use super::*;
+
+    fn stores(dir: &Path, key_store: &str, trust_store: &str) -> QuorumStores {
+        zk_process::stores::write_stores(dir, key_store, trust_store).expect("stores");
+        QuorumStores {
+            key_store: dir.join(KEY_STORE),
+            trust_store: dir.join(TRUST_STORE),
+        }
+    }
+
+    /// During a rotation a member trusts the cluster's old and new CA at
+    /// once; each signs for the member, and a reloaded CA still does.
+    #[test]
+    fn two_cas_of_one_cluster_in_one_trust_store_each_vouch_for_their_leaves() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let now = SystemTime::now();
+        let old = Authority::generate("prod", "zk", now).expect("a CA");
+        let new = Authority::generate("prod", "zk", now).expect("a CA");
+        let reloaded = Authority::load(new.cert_pem(), &new.key_pem()).expect("loads");
+        let both = format!("{}{}", old.cert_pem(), new.cert_pem());
+        let names = ["127.0.0.2".to_owned()];
+        for ca in [&old, &new, &reloaded] {
+            let leaf = ca.issue(&names, now).expect("a leaf");
+            let stores = stores(dir.path(), &ca.key_store(&leaf), &both);
+            check_member(&stores, "127.0.0.2").expect("trusted");
+            Connector::load(&stores).expect("a connector");
+            let wrong = check_member(&stores, "127.0.0.3").expect_err("another host");
+            assert!(
+                wrong.to_string().contains("does not serve 127.0.0.3"),
+                "{wrong}"
+            );
+        }
+        let leaf = old.issue(&names, now).expect("a leaf");
+        let only_new = stores(dir.path(), &old.key_store(&leaf), new.cert_pem());
+        assert!(
+            check_member(&only_new, "127.0.0.2").is_err(),
+            "the old CA is no longer trusted"
+        );
+    }
+}

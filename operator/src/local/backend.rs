@@ -202,8 +202,7 @@ impl LocalEnsemble {
                     source,
                 })
             };
-            return Authority::load(namespace, name, &read(&cert_file)?, &read(&key_file)?)
-                .map_err(tls);
+            return Authority::load(&read(&cert_file)?, &read(&key_file)?).map_err(tls);
         }
         let ca = Authority::generate(namespace, name, SystemTime::now()).map_err(tls)?;
         let dir = cert_file.parent().unwrap_or(Path::new("."));

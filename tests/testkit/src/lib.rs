@@ -215,32 +215,55 @@ impl LoopbackEnsemble {
         let ca = Authority::generate(&self.spec.namespace, &self.spec.name, SystemTime::now())
             .expect("a CA");
         for myid in self.myids() {
-            self.write_quorum_stores(myid, &ca, &ca);
+            self.write_quorum_stores(myid, &ca, &[&ca]);
             self.prepare(myid);
         }
         ca
     }
 
-    /// Writes member `myid`'s stores: a new certificate from `issuer`, and
-    /// `trusted`'s certificate as the trust store (also `issuer`'s, when
-    /// the two differ, so a rotation to `issuer` keeps trusting both).
-    pub fn write_quorum_stores(&self, myid: Myid, issuer: &Authority, trusted: &Authority) {
+    /// Writes member `myid`'s stores while its server is down: a new
+    /// certificate from `issuer`, and the certificates of `trusted` as the
+    /// trust store. A running server takes one store at a time
+    /// ([`LoopbackEnsemble::rotate_trust_store`], then
+    /// [`LoopbackEnsemble::rotate_key_store`]; see `zk_process::stores`).
+    pub fn write_quorum_stores(&self, myid: Myid, issuer: &Authority, trusted: &[&Authority]) {
         let leaf = issuer
             .issue(
                 &zk_ensemble::tls::member_names(&self.spec, myid),
                 SystemTime::now(),
             )
             .expect("a member certificate");
-        let mut trust = trusted.cert_pem().to_owned();
-        if issuer.cert_pem() != trusted.cert_pem() {
-            trust.push_str(issuer.cert_pem());
-        }
+        let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
         zk_process::stores::write_stores(
             Path::new(&self.spec.quorum_tls_dir(myid)),
             &issuer.key_store(&leaf),
             &trust,
         )
         .expect("write the quorum stores");
+    }
+
+    /// Replaces member `myid`'s trust store with the certificates of
+    /// `trusted`, by rename-into-place.
+    pub fn rotate_trust_store(&self, myid: Myid, trusted: &[&Authority]) {
+        let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
+        zk_process::stores::write_trust_store(Path::new(&self.spec.quorum_tls_dir(myid)), &trust)
+            .expect("write the trust store");
+    }
+
+    /// Replaces member `myid`'s key store with a new certificate from
+    /// `issuer`, by rename-into-place.
+    pub fn rotate_key_store(&self, myid: Myid, issuer: &Authority) {
+        let leaf = issuer
+            .issue(
+                &zk_ensemble::tls::member_names(&self.spec, myid),
+                SystemTime::now(),
+            )
+            .expect("a member certificate");
+        zk_process::stores::write_key_store(
+            Path::new(&self.spec.quorum_tls_dir(myid)),
+            &issuer.key_store(&leaf),
+        )
+        .expect("write the key store");
     }
 
     /// The folder all servers' files live in.
