@@ -17,6 +17,8 @@ use crate::zoocfg::{ClientAddress, QuorumAddress, ServerEntry, ZooCfg};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     pub client: u16,
+    /// The TLS client port (`secureClientPort`), with client TLS.
+    pub secure_client: u16,
     pub quorum: u16,
     pub election: u16,
     pub admin: u16,
@@ -26,6 +28,7 @@ impl Default for Ports {
     fn default() -> Self {
         Ports {
             client: 2181,
+            secure_client: 2281,
             quorum: 2888,
             election: 3888,
             admin: 8080,
@@ -118,8 +121,10 @@ pub struct EnsembleSpec {
     pub overrides: BTreeMap<String, String>,
     pub placement: Placement,
     /// TLS on the quorum and election ports (`sslQuorum`), with PEM stores
-    /// in [`EnsembleSpec::quorum_tls_dir`] (see [`crate::tls`]).
+    /// in [`EnsembleSpec::tls_dir`] (see [`crate::tls`]).
     pub quorum_tls: bool,
+    /// TLS for clients on [`Ports::secure_client`], with the same stores.
+    pub client_tls: Option<tls::ClientTls>,
 }
 
 /// One member of an ensemble.
@@ -148,6 +153,7 @@ impl EnsembleSpec {
             overrides: BTreeMap::new(),
             placement: Placement::Kubernetes,
             quorum_tls: false,
+            client_tls: None,
         }
     }
 
@@ -166,13 +172,16 @@ impl EnsembleSpec {
         if self.observers > MAX_OBSERVERS {
             problems.push(SpecError::ObserversOutOfRange(self.observers));
         }
-        let ports = [
+        let mut ports = vec![
             ("client", self.ports.client),
             ("quorum", self.ports.quorum),
             ("election", self.ports.election),
             ("admin", self.ports.admin),
         ];
-        for (name, port) in ports {
+        if self.client_tls.is_some() {
+            ports.push(("secure client", self.ports.secure_client));
+        }
+        for &(name, port) in &ports {
             if port == 0 {
                 problems.push(SpecError::PortZero(name));
             }
@@ -192,7 +201,9 @@ impl EnsembleSpec {
             }
         }
         for (key, value) in &self.overrides {
-            if is_owned_key(key) || (self.quorum_tls && tls::is_quorum_tls_key(key)) {
+            let tls_key = (self.quorum_tls && tls::is_quorum_tls_key(key))
+                || (self.client_tls.is_some() && tls::is_client_tls_key(key));
+            if is_owned_key(key) || tls_key {
                 problems.push(SpecError::OwnedKey(key.clone()));
             } else if key.is_empty()
                 || !key
@@ -250,11 +261,16 @@ impl EnsembleSpec {
         }
     }
 
-    /// The folder of a member's quorum TLS stores ([`tls::KEY_STORE`] and
+    /// Whether members need key and trust stores (quorum or client TLS).
+    pub fn uses_tls(&self) -> bool {
+        self.quorum_tls || self.client_tls.is_some()
+    }
+
+    /// The folder of a member's TLS stores ([`tls::KEY_STORE`] and
     /// [`tls::TRUST_STORE`]): the same path in every pod.
-    pub fn quorum_tls_dir(&self, myid: Myid) -> String {
+    pub fn tls_dir(&self, myid: Myid) -> String {
         match &self.placement {
-            Placement::Kubernetes => tls::POD_QUORUM_TLS_DIR.to_owned(),
+            Placement::Kubernetes => tls::POD_TLS_DIR.to_owned(),
             Placement::Loopback { tls_root, .. } => format!("{tls_root}/{myid}"),
         }
     }
@@ -333,10 +349,21 @@ impl EnsembleSpec {
         keys.insert("clientPort".to_owned(), self.ports.client.to_string());
         keys.insert("standaloneEnabled".to_owned(), "false".to_owned());
         keys.insert("reconfigEnabled".to_owned(), "true".to_owned());
+        let dir = self.tls_dir(myid);
         if self.quorum_tls {
-            let dir = self.quorum_tls_dir(myid);
             for (key, value) in tls::quorum_keys(&dir) {
                 keys.insert(key.to_owned(), value);
+            }
+        }
+        if let Some(client_tls) = self.client_tls {
+            for (key, value) in tls::client_keys(&dir, self.ports.secure_client, client_tls) {
+                keys.insert(key.to_owned(), value);
+            }
+            if let Placement::Loopback { base, .. } = self.placement {
+                keys.insert(
+                    "secureClientPortAddress".to_owned(),
+                    loopback_address(base, myid).to_string(),
+                );
             }
         }
         if let Placement::Loopback { base, .. } = self.placement {
@@ -425,7 +452,9 @@ pub enum SpecError {
     BadName(String),
     #[error("the {0} port is 0; choose a port from 1 to 65535")]
     PortZero(&'static str),
-    #[error("the client, quorum, election and admin ports must all differ")]
+    #[error(
+        "the client, quorum, election and admin ports (and the secure client port, with client TLS) must all differ"
+    )]
     PortsNotDistinct,
     #[error("`{0}` is 0; it must be at least 1")]
     ZeroSetting(&'static str),

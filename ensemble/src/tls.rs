@@ -1,5 +1,12 @@
-//! Quorum TLS: the `zoo.cfg` keys that turn it on, the names a member's
-//! certificate must cover, and a cluster's own certificate authority.
+//! TLS: the `zoo.cfg` keys that turn it on for the quorum and for
+//! clients, the names a member's certificate must cover, and a cluster's
+//! own certificate authority.
+//!
+//! Client TLS takes Netty's connection factory and a second client port
+//! (`secureClientPort`, 2281): reusing the plain port's number fails with
+//! "Address already in use" in ZooKeeper 3.8 (ZOOKEEPER-4276). The plain
+//! port stays open, because four-letter words (the sidecar's probes) are
+//! answered there only. Both use the member's one pair of stores.
 //!
 //! With `sslQuorum=true` ZooKeeper speaks TLS on the quorum and election
 //! ports and requires a client certificate from every caller. A member
@@ -32,8 +39,63 @@ use crate::spec::{EnsembleSpec, Placement};
 pub const KEY_STORE: &str = "keystore.pem";
 /// The trust store's file name in a member's TLS folder: CA certificates.
 pub const TRUST_STORE: &str = "truststore.pem";
-/// Where a pod's quorum stores live (an emptyDir the sidecar keeps current).
-pub const POD_QUORUM_TLS_DIR: &str = "/tls/quorum";
+/// Where a pod's stores live (an emptyDir the sidecar keeps current).
+pub const POD_TLS_DIR: &str = "/tls";
+
+/// The connection factory client TLS needs.
+pub const NETTY_FACTORY: &str = "org.apache.zookeeper.server.NettyServerCnxnFactory";
+
+/// Whether members ask TLS clients for a certificate (`ssl.clientAuth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// A client without a certificate is refused (ZooKeeper's default).
+    #[default]
+    Need,
+    /// A certificate is asked for, and checked when given.
+    Want,
+    /// No certificate is asked for.
+    None,
+}
+
+impl ClientAuth {
+    /// The value of `ssl.clientAuth`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Need => "need",
+            ClientAuth::Want => "want",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
+/// Client TLS: a TLS port beside the plain one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientTls {
+    pub auth: ClientAuth,
+}
+
+/// The keys client TLS sets, for the stores in `dir` and the TLS port
+/// `port`. With the spec's `client_tls` on they are zookube's.
+pub fn client_keys(dir: &str, port: u16, tls: ClientTls) -> Vec<(&'static str, String)> {
+    vec![
+        ("serverCnxnFactory", NETTY_FACTORY.to_owned()),
+        ("secureClientPort", port.to_string()),
+        ("ssl.keyStore.location", format!("{dir}/{KEY_STORE}")),
+        ("ssl.keyStore.type", "PEM".to_owned()),
+        ("ssl.trustStore.location", format!("{dir}/{TRUST_STORE}")),
+        ("ssl.trustStore.type", "PEM".to_owned()),
+        ("ssl.clientAuth", tls.auth.as_str().to_owned()),
+    ]
+}
+
+/// Whether `key` is one that client TLS sets (or binds: the address of
+/// the TLS port).
+pub fn is_client_tls_key(key: &str) -> bool {
+    key == "secureClientPortAddress"
+        || client_keys("", 0, ClientTls::default())
+            .iter()
+            .any(|(k, _)| *k == key)
+}
 
 /// How long the operator's CA is valid.
 pub const CA_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
@@ -233,7 +295,7 @@ mod tests {
         assert_eq!(cfg.get("sslQuorum"), Some("true"));
         assert_eq!(
             cfg.get("ssl.quorum.keyStore.location"),
-            Some("/tls/quorum/keystore.pem")
+            Some("/tls/keystore.pem")
         );
         assert_eq!(cfg.get("ssl.quorum.trustStore.type"), Some("PEM"));
 
@@ -257,6 +319,40 @@ mod tests {
             spec.zoo_cfg(myid).is_ok(),
             "without TLS the key is the user's"
         );
+    }
+
+    #[test]
+    fn client_tls_opens_a_netty_tls_port_beside_the_plain_one_on_the_members_address() {
+        let mut spec = EnsembleSpec::new("zk", "prod");
+        spec.client_tls = Some(ClientTls {
+            auth: ClientAuth::Want,
+        });
+        spec.placement = Placement::Loopback {
+            base: Ipv4Addr::new(127, 0, 0, 1),
+            data_root: "/z/data".into(),
+            tls_root: "/z/tls".into(),
+        };
+        let myid = Myid::new(1).expect("myid");
+        let cfg = spec.zoo_cfg(myid).expect("renders");
+        assert_eq!(cfg.get("serverCnxnFactory"), Some(NETTY_FACTORY));
+        assert_eq!(cfg.get("secureClientPort"), Some("2281"));
+        assert_eq!(cfg.get("secureClientPortAddress"), Some("127.0.0.2"));
+        assert_eq!(cfg.get("clientPort"), Some("2181"), "the plain port stays");
+        assert_eq!(cfg.get("ssl.clientAuth"), Some("want"));
+        assert_eq!(
+            cfg.get("ssl.keyStore.location"),
+            Some("/z/tls/1/keystore.pem")
+        );
+        assert_eq!(cfg.get("sslQuorum"), None, "the quorum is not TLS");
+
+        spec.ports.secure_client = spec.ports.client;
+        let errors = spec.zoo_cfg(myid).expect_err("one port twice");
+        assert!(errors.to_string().contains("secure client"), "{errors}");
+        spec.ports.secure_client = 2281;
+        spec.overrides
+            .insert("ssl.clientAuth".into(), "none".into());
+        let errors = spec.zoo_cfg(myid).expect_err("an owned key");
+        assert!(errors.to_string().contains("ssl.clientAuth"), "{errors}");
     }
 
     #[test]

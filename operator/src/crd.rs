@@ -60,7 +60,9 @@ pub mod messages {
     /// Why the cluster name is limited.
     pub const NAME_LENGTH: &str = "metadata.name must be at most 40 characters: pods are named <name>-observer-<n>, and every name must fit a 63-character DNS label";
     /// Why the four ports must differ.
-    pub const QUORUM_TLS_LOCAL_ONLY: &str = "quorum TLS runs with `zk-operator local` in this version; the operator does not yet mount certificates into pods, so remove spec.tls.quorum to run this cluster on Kubernetes";
+    pub const TLS_LOCAL_ONLY: &str = "TLS runs with `zk-operator local` in this version; the operator does not yet mount certificates into pods, so remove spec.tls to run this cluster on Kubernetes";
+    /// Why the TLS client port must be a port of its own.
+    pub const SECURE_CLIENT_PORT: &str = "tls.client.port must differ from ports.client, ports.quorum, ports.election, ports.admin and 8081 (ZooKeeper 3.8 cannot open the TLS port on the plain port's number)";
     pub const PORTS_DISTINCT: &str = "ports.client, ports.quorum, ports.election and ports.admin must all differ, and none may be 8081, the sidecar's port";
     /// Why a data volume cannot be resized through the cluster.
     pub const STORAGE_SIZE_IMMUTABLE: &str = "storage.size cannot change after creation: a StatefulSet's volume claim templates are immutable; keep storage.size as it was and expand each PersistentVolumeClaim instead";
@@ -562,6 +564,50 @@ pub struct TlsSpec {
     /// election over TLS with their member's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<QuorumTlsSpec>,
+
+    /// A TLS client port (`secureClientPort`) beside the plain one, with
+    /// certificates from the same CA. The plain port stays open: ZooKeeper
+    /// answers four-letter words (the sidecar's probes) only there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientTlsSpec>,
+}
+
+/// Client TLS.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTlsSpec {
+    /// The TLS client port. Default 2281; it must differ from the other
+    /// ports (ZooKeeper 3.8 cannot share the plain port's number).
+    #[serde(default = "default_secure_client_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Whether a client must present a certificate from the cluster's CA:
+    /// `Need` (default), `Want` (checked when given) or `None`.
+    #[serde(default)]
+    pub client_auth: ClientAuthSpec,
+}
+
+fn default_secure_client_port() -> i32 {
+    2281
+}
+
+impl Default for ClientTlsSpec {
+    fn default() -> Self {
+        ClientTlsSpec {
+            port: default_secure_client_port(),
+            client_auth: ClientAuthSpec::default(),
+        }
+    }
+}
+
+/// `ssl.clientAuth`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuthSpec {
+    #[default]
+    Need,
+    Want,
+    None,
 }
 
 impl TlsSpec {

@@ -166,7 +166,8 @@ fn release_jars(home: &Path) -> Option<Vec<PathBuf>> {
 /// jar's manifest also leaves out `netty-codec.jar`, which TLS needs: with
 /// `sslQuorum=true` the election listener dies on the first connection
 /// ("I won't be able to participate in leader election any longer"), and
-/// the Netty client factory cannot start.
+/// the Netty client factory cannot start; and `netty-resolver.jar`, which a
+/// Java client on the same classpath needs to connect over TLS.
 fn debian_jars_in(dir: &Path) -> Option<Vec<PathBuf>> {
     let server = dir.join("zookeeper.jar");
     if !server.is_file() {
@@ -174,10 +175,15 @@ fn debian_jars_in(dir: &Path) -> Option<Vec<PathBuf>> {
     }
     let mut jars = vec![server];
     jars.extend(
-        ["slf4j-log4j12.jar", "log4j-1.2.jar", "netty-codec.jar"]
-            .into_iter()
-            .map(|jar| dir.join(jar))
-            .filter(|jar| jar.is_file()),
+        [
+            "slf4j-log4j12.jar",
+            "log4j-1.2.jar",
+            "netty-codec.jar",
+            "netty-resolver.jar",
+        ]
+        .into_iter()
+        .map(|jar| dir.join(jar))
+        .filter(|jar| jar.is_file()),
     );
     Some(jars)
 }

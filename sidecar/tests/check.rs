@@ -164,7 +164,7 @@ fn quorum_tls_stores_are_checked_for_the_member_they_serve() {
     };
     let one = Myid::new(1).unwrap();
     let cfg = spec.zoo_cfg(one).unwrap().render();
-    let stores = Path::new(&spec.quorum_tls_dir(one)).to_owned();
+    let stores = Path::new(&spec.tls_dir(one)).to_owned();
     let now = SystemTime::now();
     let ca = Authority::generate("prod", "zk", now).unwrap();
     let leaf = ca.issue(&member_names(&spec, one), now).unwrap();

@@ -138,8 +138,8 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
         let wait = transport::CONNECT_TIMEOUT;
         // The control: with the member's own stores a caller is answered.
         let own = Connector::load(&QuorumStores {
-            key_store: Path::new(&ensemble.spec.quorum_tls_dir(myid)).join(KEY_STORE),
-            trust_store: Path::new(&ensemble.spec.quorum_tls_dir(myid)).join(TRUST_STORE),
+            key_store: Path::new(&ensemble.spec.tls_dir(myid)).join(KEY_STORE),
+            trust_store: Path::new(&ensemble.spec.tls_dir(myid)).join(TRUST_STORE),
         })
         .expect("the member's stores");
         let mut trusted = transport::dial(&to, &watcher_preamble(), wait, Some(&own))

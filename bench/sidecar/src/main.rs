@@ -12,6 +12,9 @@
 //! * `/metrics` requests per second under a concurrent keep-alive load,
 //!   beside ZooKeeper's own AdminServer `/commands/monitor` in the same run.
 //!
+//! With `--quorum tls` the quorum speaks TLS and the sidecars watch over
+//! it; run both to compare.
+//!
 //! It also reads `zookube_watcher_polls_total` to show the sidecars never
 //! poll a member more than once a second.
 
@@ -40,6 +43,9 @@ struct Args {
     /// zookube's default timings (tickTime 2000, initLimit 10, syncLimit 5)
     /// instead of the test ensembles' fast ones (500, 10, 4).
     zookube_timings: bool,
+    /// Quorum TLS (`sslQuorum=true`, stores from a fresh CA): the sidecars
+    /// watch the election over TLS.
+    quorum_tls: bool,
 }
 
 fn args() -> Result<Args> {
@@ -50,6 +56,7 @@ fn args() -> Result<Args> {
         load: Duration::from_secs(10),
         connections: 32,
         zookube_timings: true,
+        quorum_tls: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,9 +79,16 @@ fn args() -> Result<Args> {
                     other => return Err(format!("--timings {other:?}: use zookube or fast")),
                 };
             }
+            "--quorum" => {
+                args.quorum_tls = match value()?.as_str() {
+                    "tls" => true,
+                    "plain" => false,
+                    other => return Err(format!("--quorum {other:?}: use plain or tls")),
+                };
+            }
             "--help" | "-h" => {
                 println!(
-                    "bench-sidecar [--sidecar PATH] [--kills N (20)] [--idle-seconds S (30)] [--load-seconds S (10)] [--connections N (32)] [--timings zookube|fast (zookube)]"
+                    "bench-sidecar [--sidecar PATH] [--kills N (20)] [--idle-seconds S (30)] [--load-seconds S (10)] [--connections N (32)] [--timings zookube|fast (zookube)] [--quorum plain|tls (plain)]"
                 );
                 std::process::exit(0);
             }
@@ -102,10 +116,16 @@ async fn bench() -> Result<()> {
             ensemble.prepare(myid);
         }
     }
+    if args.quorum_tls {
+        ensemble.enable_quorum_tls();
+    }
     let s = &ensemble.spec.settings;
     println!(
-        "timings: tickTime {} ms, initLimit {}, syncLimit {}",
-        s.tick_time_ms, s.init_limit, s.sync_limit
+        "timings: tickTime {} ms, initLimit {}, syncLimit {}; quorum {}",
+        s.tick_time_ms,
+        s.init_limit,
+        s.sync_limit,
+        if args.quorum_tls { "TLS" } else { "plaintext" }
     );
     ensemble.start_all();
     for myid in ensemble.myids() {

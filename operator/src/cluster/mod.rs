@@ -20,11 +20,12 @@ use kube::Resource;
 use sha2::{Digest, Sha256};
 use zk_ensemble::identity::{MAX_OBSERVERS, MAX_VOTERS};
 use zk_ensemble::spec::{SpecError, is_owned_key};
+use zk_ensemble::tls::{ClientAuth, ClientTls};
 use zk_ensemble::{EnsembleSpec, Myid, Ports, Role, Settings, messages as ensemble_messages};
 
 use crate::build::labels;
 use crate::crd::{
-    self, NetworkPeer, NetworkPolicySpec, PodSettings, PullPolicy, RetentionPolicy,
+    self, ClientAuthSpec, NetworkPeer, NetworkPolicySpec, PodSettings, PullPolicy, RetentionPolicy,
     ZookeeperCluster, ZookeeperClusterSpec, messages,
 };
 
@@ -202,12 +203,12 @@ pub fn validate_for_kubernetes(
     defaults: &Defaults,
 ) -> Result<ValidatedCluster, InvalidSpec> {
     let validated = validate_with(cluster, defaults)?;
-    if validated.ensemble.quorum_tls {
+    if validated.ensemble.uses_tls() {
         return Err(InvalidSpec {
             problems: vec![FieldProblem::new(
-                "spec.tls.quorum",
+                "spec.tls",
                 None,
-                messages::QUORUM_TLS_LOCAL_ONLY,
+                messages::TLS_LOCAL_ONLY,
             )],
         });
     }
@@ -394,6 +395,15 @@ fn admission_problems(name: &str, spec: &ZookeeperClusterSpec) -> Vec<FieldProbl
     let mut distinct = all.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
+    if let Some(client) = &spec.tls.client
+        && (all.contains(&client.port) || client.port == i32::from(crate::build::SIDECAR_PORT))
+    {
+        problems.push(FieldProblem::new(
+            "spec.tls.client.port",
+            Some(client.port.to_string()),
+            messages::SECURE_CLIENT_PORT,
+        ));
+    }
     if distinct.len() != all.len() || all.contains(&i32::from(crate::build::SIDECAR_PORT)) {
         problems.push(FieldProblem::new(
             "spec.ports",
@@ -546,6 +556,11 @@ fn ensemble_spec(name: &str, namespace: &str, spec: &ZookeeperClusterSpec) -> En
         voters: unsigned(spec.replicas),
         observers: unsigned(spec.observers),
         ports: Ports {
+            secure_client: spec
+                .tls
+                .client
+                .as_ref()
+                .map_or(Ports::default().secure_client, |c| port(c.port)),
             client: port(spec.ports.client),
             quorum: port(spec.ports.quorum),
             election: port(spec.ports.election),
@@ -567,6 +582,13 @@ fn ensemble_spec(name: &str, namespace: &str, spec: &ZookeeperClusterSpec) -> En
         },
         overrides: config.extra.clone(),
         quorum_tls: spec.tls.quorum.is_some(),
+        client_tls: spec.tls.client.as_ref().map(|c| ClientTls {
+            auth: match c.client_auth {
+                ClientAuthSpec::Need => ClientAuth::Need,
+                ClientAuthSpec::Want => ClientAuth::Want,
+                ClientAuthSpec::None => ClientAuth::None,
+            },
+        }),
         ..EnsembleSpec::new(name, namespace)
     }
 }

@@ -57,7 +57,7 @@ fn quorum_tls_is_rendered_for_local_runs_and_refused_on_kubernetes_by_name() {
         validate_for_kubernetes(&cluster, &Defaults::default()).expect_err("not on Kubernetes yet");
     assert_eq!(
         fields(&refused.problems),
-        [("spec.tls.quorum", messages::QUORUM_TLS_LOCAL_ONLY)]
+        [("spec.tls", messages::TLS_LOCAL_ONLY)]
     );
     assert!(validate_for_kubernetes(&Cluster::test().build(), &Defaults::default()).is_ok());
 }
@@ -216,6 +216,32 @@ fn ports_must_differ_and_spare_the_sidecar() {
     }
     let problems = problems(Cluster::test().with(|s| s.ports.client = 70000));
     assert_eq!(problems[0].field, "spec.ports.client");
+}
+
+#[test]
+fn the_tls_client_port_is_a_port_of_its_own() {
+    for port in [2181, 3888, 8081] {
+        let problems = problems(Cluster::test().with(|s| {
+            s.tls.client = Some(crd::ClientTlsSpec {
+                port,
+                ..Default::default()
+            });
+        }));
+        assert_eq!(
+            fields(&problems),
+            vec![("spec.tls.client.port", messages::SECURE_CLIENT_PORT)],
+            "{port}"
+        );
+    }
+    let v = validate(
+        &Cluster::test()
+            .with(|s| s.tls.client = Some(Default::default()))
+            .build(),
+    )
+    .expect("the default TLS port is free");
+    assert_eq!(v.ensemble.ports.secure_client, 2281);
+    assert!(v.config.zoo_cfg.contains("secureClientPort=2281\n"));
+    assert!(v.config.zoo_cfg.contains("ssl.clientAuth=need\n"));
 }
 
 #[test]

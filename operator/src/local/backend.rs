@@ -154,8 +154,8 @@ impl LocalEnsemble {
         }
         fs::write(&config, &member.zoo_cfg).map_err(write(&config))?;
         write_logging_config(&conf_dir).map_err(write(&conf_dir))?;
-        if let Some(tls) = &member.quorum_tls {
-            self.write_quorum_stores(tls)?;
+        if let Some(tls) = &member.tls {
+            self.write_tls_stores(tls)?;
         }
         let output = Command::new(&launcher.sidecar)
             .arg("init")
@@ -217,18 +217,34 @@ impl LocalEnsemble {
     }
 
     /// Issues the member a certificate from the cluster's CA and writes its
-    /// key store and trust store where its config names them.
-    fn write_quorum_stores(&self, tls: &MemberTls) -> Result<(), LocalError> {
+    /// key store and trust store where its config names them (its server
+    /// is not running). With client TLS, the first member also writes a
+    /// client's certificate for the user.
+    fn write_tls_stores(&self, tls: &MemberTls) -> Result<(), LocalError> {
         let ca = self.authority()?;
-        let leaf = ca
-            .issue(&tls.names, SystemTime::now())
-            .map_err(|e| LocalError::Tls(e.to_string()))?;
-        stores::write_stores(&tls.dir, &ca.key_store(&leaf), ca.cert_pem()).map_err(|source| {
-            LocalError::Write {
-                path: tls.dir.clone(),
-                source,
-            }
-        })
+        let issue = |names: &[String]| {
+            ca.issue(names, SystemTime::now())
+                .map_err(|e| LocalError::Tls(e.to_string()))
+        };
+        let leaf = issue(&tls.names)?;
+        let written = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LocalError::Write { path, source }
+        };
+        stores::write_stores(&tls.dir, &ca.key_store(&leaf), ca.cert_pem())
+            .map_err(written(&tls.dir))?;
+        let client = self.layout.client_tls_dir();
+        if tls.client && !client.join("tls.key").is_file() {
+            let leaf = issue(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+            fs::create_dir_all(&client)
+                .and_then(|()| stores::replace(&client.join("ca.crt"), ca.cert_pem(), 0o644))
+                .and_then(|()| stores::replace(&client.join("tls.crt"), &leaf.cert_pem, 0o644))
+                .and_then(|()| stores::replace(&client.join("tls.key"), &leaf.key_pem, 0o600))
+                // The same as PEM stores, which Java clients read.
+                .and_then(|()| stores::write_stores(&client, &ca.key_store(&leaf), ca.cert_pem()))
+                .map_err(written(&client))?;
+        }
+        Ok(())
     }
 
     /// Starts the member's ZooKeeper server on its prepared config.

@@ -121,6 +121,18 @@ impl Cli {
                 let d = &self.dir_flag;
                 let p = program();
                 println!("\nclients connect to {}", connect.join(","));
+                let secure: Vec<String> = plan
+                    .members
+                    .iter()
+                    .filter_map(|m| m.secure_client().map(|a| a.to_string()))
+                    .collect();
+                if !secure.is_empty() {
+                    println!(
+                        "TLS clients connect to {} with {}/{{tls.crt,tls.key,ca.crt}}",
+                        secure.join(","),
+                        shown(&self.layout.client_tls_dir())
+                    );
+                }
                 println!(
                     "next: `{p} status{d}`, `{p} kill {leader}{d}` (the leader), `curl {}`, `{p} down{d}`",
                     view.members.first().map_or("", |m| m.metrics.as_str())

@@ -27,7 +27,8 @@ pub const DEFAULT_BASE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 /// <dir>/cluster.yaml             the ZookeeperCluster it runs (`scale` and `apply` change it)
 /// <dir>/super-password           zookube's ZooKeeper super user (for `reconfig`)
 /// <dir>/data/<myid>/             the member's dataDir (myid, snapshots, logs)
-/// <dir>/tls/ca/, tls/<myid>/      with quorum TLS: the cluster's CA, each member's PEM stores
+/// <dir>/tls/ca/, tls/<myid>/      with TLS: the cluster's CA, each member's PEM stores
+/// <dir>/tls/client/              with client TLS: a client's tls.crt, tls.key, ca.crt (and as PEM stores)
 /// <dir>/members/<myid>/config/   zoo.cfg as rendered (a pod's /config)
 /// <dir>/members/<myid>/conf/     the copy ZooKeeper runs on and rewrites (/conf)
 /// <dir>/members/<myid>/zookeeper.log, sidecar.log
@@ -80,6 +81,13 @@ impl Layout {
     /// The cluster's CA key (PKCS#8 PEM, mode 0600).
     pub fn ca_key_file(&self) -> PathBuf {
         self.tls_root().join("ca").join("ca-key.pem")
+    }
+
+    /// With client TLS, a client's certificate, key and the CA, as
+    /// cert-manager names them (`tls.crt`, `tls.key`, `ca.crt`), and the
+    /// same as PEM stores for Java clients (`keystore.pem`, `truststore.pem`).
+    pub fn client_tls_dir(&self) -> PathBuf {
+        self.tls_root().join("client")
     }
 
     pub fn members_root(&self) -> PathBuf {
@@ -137,22 +145,32 @@ pub struct MemberPlan {
     pub data_dir: PathBuf,
     /// Every port it listens on, named: the ZooKeeper ports and the sidecar's.
     pub ports: Vec<(&'static str, SocketAddr)>,
-    /// With quorum TLS: where its PEM stores go, and the names its
+    /// With quorum or client TLS: where its PEM stores go, and the names its
     /// certificate covers.
-    pub quorum_tls: Option<MemberTls>,
+    pub tls: Option<MemberTls>,
 }
 
-/// A member's quorum TLS: the folder its config names for the stores, and
-/// the names its certificate covers (`zk_ensemble::tls::member_names`).
+/// A member's TLS: the folder its config names for the stores, and the
+/// names its certificate covers (`zk_ensemble::tls::member_names`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberTls {
     pub dir: PathBuf,
     pub names: Vec<String>,
+    /// Client TLS is on: users get a client certificate too.
+    pub client: bool,
 }
 
 impl MemberPlan {
     pub fn client(&self) -> SocketAddr {
         self.port("client")
+    }
+
+    /// The TLS client port, with client TLS.
+    pub fn secure_client(&self) -> Option<SocketAddr> {
+        self.ports
+            .iter()
+            .find(|(n, _)| *n == "secure client")
+            .map(|(_, a)| *a)
     }
 
     pub fn sidecar(&self) -> SocketAddr {
@@ -270,7 +288,7 @@ fn member_plan(
     let data_dir = cfg.get("dataDir").map(PathBuf::from).unwrap_or_default();
     let ports = ensemble.ports;
     let at = |port| SocketAddr::new(IpAddr::V4(host), port);
-    Ok(MemberPlan {
+    let mut plan = MemberPlan {
         myid,
         role: member.role,
         ordinal: member.ordinal,
@@ -278,9 +296,10 @@ fn member_plan(
         host,
         zoo_cfg: cfg.render(),
         data_dir,
-        quorum_tls: ensemble.quorum_tls.then(|| MemberTls {
-            dir: PathBuf::from(ensemble.quorum_tls_dir(myid)),
+        tls: ensemble.uses_tls().then(|| MemberTls {
+            dir: PathBuf::from(ensemble.tls_dir(myid)),
             names: zk_ensemble::tls::member_names(ensemble, myid),
+            client: ensemble.client_tls.is_some(),
         }),
         ports: vec![
             ("client", at(ports.client)),
@@ -289,7 +308,12 @@ fn member_plan(
             ("admin", at(ports.admin)),
             ("sidecar", at(SIDECAR_PORT)),
         ],
-    })
+    };
+    if ensemble.client_tls.is_some() {
+        plan.ports
+            .insert(1, ("secure client", at(ports.secure_client)));
+    }
+    Ok(plan)
 }
 
 impl MemberPlan {

@@ -235,7 +235,7 @@ impl LoopbackEnsemble {
             .expect("a member certificate");
         let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
         zk_process::stores::write_stores(
-            Path::new(&self.spec.quorum_tls_dir(myid)),
+            Path::new(&self.spec.tls_dir(myid)),
             &issuer.key_store(&leaf),
             &trust,
         )
@@ -246,7 +246,7 @@ impl LoopbackEnsemble {
     /// `trusted`, by rename-into-place.
     pub fn rotate_trust_store(&self, myid: Myid, trusted: &[&Authority]) {
         let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
-        zk_process::stores::write_trust_store(Path::new(&self.spec.quorum_tls_dir(myid)), &trust)
+        zk_process::stores::write_trust_store(Path::new(&self.spec.tls_dir(myid)), &trust)
             .expect("write the trust store");
     }
 
@@ -260,7 +260,7 @@ impl LoopbackEnsemble {
             )
             .expect("a member certificate");
         zk_process::stores::write_key_store(
-            Path::new(&self.spec.quorum_tls_dir(myid)),
+            Path::new(&self.spec.tls_dir(myid)),
             &issuer.key_store(&leaf),
         )
         .expect("write the key store");
