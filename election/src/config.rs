@@ -115,14 +115,25 @@ impl QuorumConfig {
 }
 
 /// How members expect to be spoken to on their election ports (spec §2.1,
-/// D14), as their `zoo.cfg` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ElectionSecurity {
-    /// Plain TCP.
-    Plain,
+/// D14), as their `zoo.cfg` says. Both `None`: plain TCP, no exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ElectionSecurity {
     /// TLS (`sslQuorum=true`) with the PEM stores the config names; the
     /// caller presents the key store's certificate.
-    Tls(QuorumStores),
+    pub tls: Option<QuorumStores>,
+    /// Quorum SASL that members require of every caller
+    /// (`quorum.auth.serverRequireSasl=true`): a DIGEST-MD5 exchange right
+    /// after the preamble. With SASL enabled but not required, a caller
+    /// that does not start one is let through, so none is run.
+    pub sasl: Option<QuorumSasl>,
+}
+
+/// What a caller needs for quorum SASL: the JAAS section whose
+/// credentials it logs in with (`quorum.auth.learner.saslLoginContext`,
+/// default `QuorumLearner`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSasl {
+    pub login_context: String,
 }
 
 /// A member's quorum PEM stores (`ssl.quorum.keyStore.location`,
@@ -136,7 +147,6 @@ pub struct QuorumStores {
 }
 
 /// The election-port security of `cfg`, or why a watcher cannot take part:
-/// quorum SASL (an exchange after the preamble zk-sidecar does not speak),
 /// stores that are not PEM, an encrypted key, no host name verification.
 /// Plaintext against a TLS port would only fill every member's log with
 /// handshake failures, so callers refuse to start; the message names the
@@ -146,13 +156,17 @@ pub fn election_security(cfg: &ZooCfg) -> Result<ElectionSecurity, String> {
         cfg.get(key)
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     };
-    if on("quorum.auth.enableSasl") {
-        return Err(
-            "the config sets quorum.auth.enableSasl=true: members expect a SASL exchange after the preamble, which zk-sidecar does not speak (spec §2.1, D14); quorum SASL is not supported".to_owned(),
-        );
-    }
+    let sasl =
+        (on("quorum.auth.enableSasl") && on("quorum.auth.serverRequireSasl")).then(|| QuorumSasl {
+            login_context: cfg
+                .get("quorum.auth.learner.saslLoginContext")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .unwrap_or(crate::sasl::LEARNER_CONTEXT)
+                .to_owned(),
+        });
     if !on("sslQuorum") {
-        return Ok(ElectionSecurity::Plain);
+        return Ok(ElectionSecurity { tls: None, sasl });
     }
     let store = |what: &str| -> Result<PathBuf, String> {
         let key = format!("ssl.quorum.{what}.location");
@@ -195,10 +209,13 @@ pub fn election_security(cfg: &ZooCfg) -> Result<ElectionSecurity, String> {
     {
         return Err("the config sets ssl.quorum.hostnameVerification=false: zk-sidecar always checks a member's certificate against the host of its server line; give the certificates those names and remove the key".to_owned());
     }
-    Ok(ElectionSecurity::Tls(QuorumStores {
-        key_store,
-        trust_store,
-    }))
+    Ok(ElectionSecurity {
+        tls: Some(QuorumStores {
+            key_store,
+            trust_store,
+        }),
+        sasl,
+    })
 }
 
 /// `QuorumHierarchical`'s reading of `group.<gid>=a:b:c` and
@@ -302,15 +319,36 @@ mod tests {
     #[test]
     fn election_security_reads_pem_stores_and_names_what_it_cannot_speak() {
         let plain = |text: &str| election_security(&ZooCfg::parse(text).unwrap());
-        assert_eq!(plain("sslQuorum=false"), Ok(ElectionSecurity::Plain));
-        assert_eq!(plain("portUnification=true"), Ok(ElectionSecurity::Plain));
+        let none = ElectionSecurity::default();
+        assert_eq!(plain("sslQuorum=false"), Ok(none.clone()));
+        assert_eq!(plain("portUnification=true"), Ok(none.clone()));
+        assert_eq!(
+            plain("quorum.auth.enableSasl=true"),
+            Ok(none),
+            "not required"
+        );
+        let required = "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n";
+        assert_eq!(
+            plain(required).map(|s| s.sasl),
+            Ok(Some(QuorumSasl {
+                login_context: "QuorumLearner".into()
+            }))
+        );
+        let named = format!("{required}quorum.auth.learner.saslLoginContext=Mine\n");
+        assert_eq!(
+            plain(&named).map(|s| s.sasl.map(|s| s.login_context)),
+            Ok(Some("Mine".into()))
+        );
         let stores = "sslQuorum=true\nssl.quorum.keyStore.location=/t/k.pem\nssl.quorum.trustStore.location=/t/ca.pem\n";
         assert_eq!(
             plain(stores),
-            Ok(ElectionSecurity::Tls(QuorumStores {
-                key_store: "/t/k.pem".into(),
-                trust_store: "/t/ca.pem".into(),
-            }))
+            Ok(ElectionSecurity {
+                tls: Some(QuorumStores {
+                    key_store: "/t/k.pem".into(),
+                    trust_store: "/t/ca.pem".into(),
+                }),
+                sasl: None,
+            })
         );
         let refused = [
             ("sslQuorum=true\n", "ssl.quorum.keyStore.location"),
@@ -330,7 +368,6 @@ mod tests {
                 &format!("{stores}ssl.quorum.hostnameVerification=false\n"),
                 "hostnameVerification",
             ),
-            ("quorum.auth.enableSasl=TRUE\n", "SASL"),
         ];
         for (text, named) in refused {
             let why = plain(text).expect_err(text);

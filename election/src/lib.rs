@@ -9,6 +9,7 @@ pub mod config;
 pub mod fle;
 pub mod peer;
 pub mod quorum;
+pub mod sasl;
 pub mod sim;
 pub mod transport;
 pub mod vote;

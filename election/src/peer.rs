@@ -69,14 +69,16 @@ impl PeerConfig {
         zxid: i64,
         peer_epoch: i64,
     ) -> Result<PeerConfig, PeerConfigError> {
-        match election_security(cfg) {
-            Ok(ElectionSecurity::Plain) => {}
-            Ok(ElectionSecurity::Tls(_)) => {
+        match election_security(cfg).map_err(PeerConfigError::Unsupported)? {
+            ElectionSecurity {
+                tls: None,
+                sasl: None,
+            } => {}
+            _ => {
                 return Err(PeerConfigError::Unsupported(
-                    "the config sets sslQuorum=true: a voting zk-election peer speaks plaintext only (spec §2.1, D14), and a TLS member would refuse it; `zk-sidecar run` watches TLS quorums".to_owned(),
+                    "the config sets sslQuorum=true or requires quorum SASL: a voting zk-election peer speaks plaintext only (spec §2.1, D14), and such members would refuse it; `zk-sidecar run` watches these quorums".to_owned(),
                 ));
             }
-            Err(why) => return Err(PeerConfigError::Unsupported(why)),
         }
         let number = |key: &'static str, default: u64| match cfg.get(key) {
             None => Ok(default),

@@ -33,9 +33,10 @@ async fn the_preamble_arrives_first_and_in_one_piece() {
     let (listener, address) = bind().await;
     let preamble = watcher_preamble();
     let dialled = tokio::spawn(async move {
-        let mut connection = transport::dial(&address, &preamble, SECOND, None)
-            .await
-            .unwrap();
+        let mut connection =
+            transport::dial(&address, &preamble, SECOND, &transport::Security::PLAIN)
+                .await
+                .unwrap();
         connection.send(&watcher_bootstrap(0)).await.unwrap();
         connection
     });
@@ -56,9 +57,14 @@ async fn dial_and_accept_exchange_notifications_both_ways() {
         let (stream, _) = listener.accept().await.unwrap();
         transport::accept(stream, SECOND).await.unwrap()
     });
-    let mut dialler = transport::dial(&address, &watcher_preamble(), SECOND, None)
-        .await
-        .unwrap();
+    let mut dialler = transport::dial(
+        &address,
+        &watcher_preamble(),
+        SECOND,
+        &transport::Security::PLAIN,
+    )
+    .await
+    .unwrap();
     dialler.send(&watcher_bootstrap(7)).await.unwrap();
     let (preamble, mut acceptor) = accepted.await.unwrap();
     assert_eq!(preamble, watcher_preamble());
@@ -81,9 +87,14 @@ async fn a_malformed_notification_is_dropped_but_the_connection_stays() {
         let (stream, _) = listener.accept().await.unwrap();
         transport::accept(stream, SECOND).await.unwrap().1
     });
-    let mut dialler = transport::dial(&address, &Preamble::Legacy { sid: 5 }, SECOND, None)
-        .await
-        .unwrap();
+    let mut dialler = transport::dial(
+        &address,
+        &Preamble::Legacy { sid: 5 },
+        SECOND,
+        &transport::Security::PLAIN,
+    )
+    .await
+    .unwrap();
     dialler.send(&[0u8; 36]).await.unwrap(); // §9.2 N7
     dialler.send(&watcher_bootstrap(1)).await.unwrap();
     let mut acceptor = accepted.await.unwrap();
@@ -160,7 +171,7 @@ async fn nothing_is_dialled_with_a_preamble_that_would_hurt_a_member() {
         address: ElectionAddress::new("10.0.0.9", 3888),
     };
     assert!(matches!(
-        transport::dial(&address, &bad, SECOND, None).await,
+        transport::dial(&address, &bad, SECOND, &transport::Security::PLAIN).await,
         Err(TransportError::Encode(EncodeError::BadSid(i64::MAX)))
     ));
     // No connection was attempted.
@@ -172,16 +183,26 @@ async fn nothing_is_dialled_with_a_preamble_that_would_hurt_a_member() {
 async fn refused_connections_and_oversized_frames_are_errors() {
     let (listener, address) = bind().await;
     drop(listener);
-    let refused = transport::dial(&address, &watcher_preamble(), SECOND, None)
-        .await
-        .unwrap_err();
+    let refused = transport::dial(
+        &address,
+        &watcher_preamble(),
+        SECOND,
+        &transport::Security::PLAIN,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(refused.reason(), "connection_refused");
 
     let (listener, address) = bind().await;
     let _accepted = tokio::spawn(async move { listener.accept().await });
-    let mut dialler = transport::dial(&address, &watcher_preamble(), SECOND, None)
-        .await
-        .unwrap();
+    let mut dialler = transport::dial(
+        &address,
+        &watcher_preamble(),
+        SECOND,
+        &transport::Security::PLAIN,
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         dialler.send(&vec![0; 524_289]).await,
         Err(TransportError::Encode(EncodeError::FrameLength(524_289)))

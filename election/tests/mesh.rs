@@ -127,7 +127,7 @@ async fn strangers_with_larger_sids_are_accepted_and_forgotten_when_they_leave()
         sid: watcher_sid,
         address: ElectionAddress::new("10.0.0.9", 3888),
     };
-    let mut watcher = transport::dial(&addresses[&2], &preamble, WAIT, None)
+    let mut watcher = transport::dial(&addresses[&2], &preamble, WAIT, &transport::Security::PLAIN)
         .await
         .unwrap();
     watcher.send(&watcher_bootstrap(0)).await.unwrap();

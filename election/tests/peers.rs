@@ -114,9 +114,14 @@ async fn three_peers_elect_3_then_2_and_3_rejoins_as_a_follower() {
         sid: (1 << 62) + 1,
         address: ElectionAddress::new("127.0.0.1", 3888),
     };
-    let mut watcher = transport::dial(&follower.mesh.advertised, &preamble, WAIT, None)
-        .await
-        .unwrap();
+    let mut watcher = transport::dial(
+        &follower.mesh.advertised,
+        &preamble,
+        WAIT,
+        &transport::Security::PLAIN,
+    )
+    .await
+    .unwrap();
     watcher.send(&watcher_bootstrap(0)).await.unwrap();
     let reply = watcher.recv_notification().await.unwrap().unwrap();
     assert_eq!((reply.state, reply.leader), (ServerState::Following, 3));

@@ -133,9 +133,14 @@ async fn the_watcher_profile_learns_what_srvr_says() {
     for id in ensemble.myids() {
         let address = ensemble.election_addr(id);
         let to = ElectionAddress::new(address.ip().to_string(), address.port());
-        let connection = transport::dial(&to, &preamble, transport::CONNECT_TIMEOUT, None)
-            .await
-            .unwrap();
+        let connection = transport::dial(
+            &to,
+            &preamble,
+            transport::CONNECT_TIMEOUT,
+            &transport::Security::PLAIN,
+        )
+        .await
+        .unwrap();
         connections.push((id, connection, None::<Notification>));
     }
     let connections = Arc::new(tokio::sync::Mutex::new(connections));

@@ -78,8 +78,10 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
 /// store and names the host of the member's server line).
 fn check_security(cfg: &ZooCfg, myid: Myid) -> Result<(), String> {
     match election_security(cfg)? {
-        ElectionSecurity::Plain => Ok(()),
-        ElectionSecurity::Tls(stores) => {
+        ElectionSecurity { tls: None, .. } => Ok(()),
+        ElectionSecurity {
+            tls: Some(stores), ..
+        } => {
             let host = cfg
                 .server(i64::from(myid))
                 .map(|s| s.host().to_owned())

@@ -67,6 +67,13 @@ async fn tls_ensemble() -> Option<(LoopbackEnsemble, Authority, Myid)> {
     Some((ensemble, ca, leader))
 }
 
+fn tls(connector: Connector) -> transport::Security {
+    transport::Security {
+        tls: Some(connector),
+        sasl: None,
+    }
+}
+
 fn watcher_preamble() -> Preamble {
     Preamble::V1 {
         sid: zk_election::watcher_sid(Myid::new(9).expect("myid")),
@@ -142,7 +149,7 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
             trust_store: Path::new(&ensemble.spec.tls_dir(myid)).join(TRUST_STORE),
         })
         .expect("the member's stores");
-        let mut trusted = transport::dial(&to, &watcher_preamble(), wait, Some(&own))
+        let mut trusted = transport::dial(&to, &watcher_preamble(), wait, &tls(own))
             .await
             .expect("a trusted caller connects");
         trusted.send(&watcher_bootstrap(0)).await.expect("a poll");
@@ -154,8 +161,9 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
         assert_eq!(reply.leader, i64::from(leader), "member {myid}: {reply:?}");
         // Kept open (see `answers`); the next caller of this sid replaces it.
         kept.push(trusted);
-        refused(transport::dial(&to, &watcher_preamble(), wait, None).await).await;
-        refused(transport::dial(&to, &watcher_preamble(), wait, Some(&foreign)).await).await;
+        refused(transport::dial(&to, &watcher_preamble(), wait, &transport::Security::PLAIN).await)
+            .await;
+        refused(transport::dial(&to, &watcher_preamble(), wait, &tls(foreign.clone())).await).await;
     }
 
     // Nothing changed: the same leader in the same epoch, every sidecar
@@ -188,7 +196,7 @@ async fn answers(
 ) -> Result<transport::Connection, String> {
     let to = election_address(ensemble, myid);
     let wait = Duration::from_secs(5);
-    let mut connection = transport::dial(&to, &watcher_preamble(), wait, Some(connector))
+    let mut connection = transport::dial(&to, &watcher_preamble(), wait, &tls(connector.clone()))
         .await
         .map_err(|e| format!("member {myid}: {e}"))?;
     connection

@@ -23,6 +23,7 @@ fn run(dir: &Path, cfg: &str, myid: &str) -> Output {
         .arg(dir.join("zoo.cfg"))
         .arg("--myid-file")
         .arg(dir.join("myid"))
+        .env_remove("ZOOKUBE_JAAS_CONFIG")
         .output()
         .unwrap()
 }
@@ -32,18 +33,22 @@ fn stderr(out: &Output) -> String {
 }
 
 #[test]
-fn tls_and_sasl_quorums_are_refused() {
+fn a_tls_quorum_without_stores_and_a_sasl_quorum_without_credentials_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &format!("{BASE}sslQuorum=true\n"), "1");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("sslQuorum=true"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sslQuorum=true but no `ssl.quorum.keyStore.location`"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(
         dir.path(),
-        &format!("{BASE}quorum.auth.enableSasl=true\n"),
+        &format!("{BASE}quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n"),
         "1",
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("quorum SASL"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--jaas-config"), "{}", stderr(&out));
 }
 
 #[test]

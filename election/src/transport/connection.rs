@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, Rea
 use tokio::net::TcpStream;
 
 use super::tls::{Connector, HandshakeError, TlsError};
+use crate::sasl::{Credentials, DigestMd5, SaslError};
 
 use crate::wire::{
-    DecodeError, ElectionAddress, EncodeError, MAX_ADDRESS_LEN, Notification, Preamble, frame,
-    split_frame,
+    AuthPacket, AuthStatus, DecodeError, ElectionAddress, EncodeError, MAX_ADDRESS_LEN,
+    Notification, Preamble, frame, split_frame,
 };
 
 /// ZooKeeper's default TCP connect timeout (`zookeeper.cnxTimeout`, §2.8).
@@ -60,6 +61,8 @@ pub enum TransportError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("quorum SASL with {address}: {reason}")]
+    Sasl { address: String, reason: String },
     #[error("no complete preamble within {0:?}")]
     PreambleTimeout(Duration),
     #[error("refusing to send: {0}")]
@@ -86,6 +89,7 @@ impl TransportError {
             TransportError::Connect { .. } => "connect",
             TransportError::Handshake { .. } => "tls_handshake",
             TransportError::Tls(_) => "tls_config",
+            TransportError::Sasl { .. } => "sasl",
             TransportError::PreambleTimeout(_) => "preamble_timeout",
             TransportError::Encode(_) => "encode",
             TransportError::Protocol(e) => e.reason(),
@@ -95,15 +99,33 @@ impl TransportError {
     }
 }
 
-/// Connects to `to`, shakes hands when `tls` is given (verifying the member
-/// as `to.host`), and sends `preamble` as the first and only write before
-/// anything else (§2.2 step 4, danger D5), all within `timeout`. The
-/// preamble is encoded, and so validated, before any connection is made.
+/// What a dial speaks besides plain TCP: TLS, and quorum SASL after the
+/// preamble. The default is neither.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub tls: Option<Connector>,
+    pub sasl: Option<Credentials>,
+}
+
+impl Security {
+    /// Plain TCP, no exchange.
+    pub const PLAIN: Security = Security {
+        tls: None,
+        sasl: None,
+    };
+}
+
+/// Connects to `to`, shakes hands over TLS when `security` says so
+/// (verifying the member as `to.host`), sends `preamble` as the first
+/// write before anything else (§2.2 step 4, danger D5), and then runs the
+/// quorum SASL exchange when `security` has credentials, all within
+/// `timeout`. The preamble is encoded, and so validated, before any
+/// connection is made.
 pub async fn dial(
     to: &ElectionAddress,
     preamble: &Preamble,
     timeout: Duration,
-    tls: Option<&Connector>,
+    security: &Security,
 ) -> Result<Connection, TransportError> {
     let bytes = preamble.encode()?;
     let address = to.to_string();
@@ -134,7 +156,7 @@ pub async fn dial(
     };
     let establish = async {
         let tcp = connect.await?;
-        let stream = match tls {
+        let stream = match &security.tls {
             None => Stream::Plain(tcp),
             Some(connector) => match connector.handshake(&to.host, tcp).await {
                 Ok(tls) => Stream::Tls(Box::new(tls)),
@@ -150,6 +172,18 @@ pub async fn dial(
         let mut connection = Connection::new(stream)?;
         connection.writer.stream.write_all(&bytes).await?;
         connection.writer.stream.flush().await?;
+        if let Some(credentials) = &security.sasl {
+            connection
+                .authenticate(credentials)
+                .await
+                .map_err(|e| match e {
+                    AuthError::Transport(e) => e,
+                    AuthError::Sasl(reason) => TransportError::Sasl {
+                        address: address.clone(),
+                        reason,
+                    },
+                })?;
+        }
         Ok(connection)
     };
     // Dropping the future on the timeout closes the socket: nothing stays
@@ -182,6 +216,24 @@ pub async fn accept(
 pub struct Connection {
     pub reader: FrameReader,
     pub writer: FrameWriter,
+}
+
+/// Why a SASL exchange failed: the connection, or the exchange itself.
+enum AuthError {
+    Transport(TransportError),
+    Sasl(String),
+}
+
+impl From<TransportError> for AuthError {
+    fn from(e: TransportError) -> Self {
+        AuthError::Transport(e)
+    }
+}
+
+impl From<SaslError> for AuthError {
+    fn from(e: SaslError) -> Self {
+        AuthError::Sasl(e.to_string())
+    }
 }
 
 /// A connection's byte stream: plain TCP or TLS over it.
@@ -268,6 +320,36 @@ impl Connection {
         self.reader.peer
     }
 
+    /// Quorum SASL as a learner (DIGEST-MD5): an empty first token, the
+    /// member's challenge answered, its `rspauth` checked.
+    async fn authenticate(&mut self, credentials: &Credentials) -> Result<(), AuthError> {
+        let mut client = DigestMd5::new(credentials.clone());
+        let refused = |what: &str| AuthError::Sasl(format!("the member {what}"));
+        self.send_auth(Some(Vec::new())).await?;
+        let challenge = self.reader.read_auth().await?;
+        if challenge.status != AuthStatus::InProgress {
+            return Err(refused("refused to start the exchange"));
+        }
+        let response = client.respond(challenge.token.as_deref().unwrap_or_default())?;
+        self.send_auth(Some(response)).await?;
+        let last = self.reader.read_auth().await?;
+        if last.status != AuthStatus::Success {
+            return Err(refused("refused the credentials"));
+        }
+        client.verify(last.token.as_deref().unwrap_or_default())?;
+        Ok(())
+    }
+
+    async fn send_auth(&mut self, token: Option<Vec<u8>>) -> Result<(), TransportError> {
+        let packet = AuthPacket {
+            status: AuthStatus::InProgress,
+            token,
+        };
+        self.writer.stream.write_all(&packet.encode()).await?;
+        self.writer.stream.flush().await?;
+        Ok(())
+    }
+
     /// Sends one payload as a frame. See [`FrameWriter::send`].
     pub async fn send(&mut self, payload: &[u8]) -> Result<(), TransportError> {
         self.writer.send(payload).await
@@ -330,6 +412,16 @@ impl FrameReader {
 
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    async fn read_auth(&mut self) -> Result<AuthPacket, TransportError> {
+        loop {
+            if let Some((packet, used)) = AuthPacket::decode(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(packet);
+            }
+            self.fill().await?;
+        }
     }
 
     async fn read_preamble(&mut self) -> Result<Preamble, TransportError> {

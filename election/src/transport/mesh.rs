@@ -380,7 +380,7 @@ async fn dial_loop(shared: Arc<Shared>, sid: i64, called_back: bool, redial: Arc
             &address,
             &shared.preamble,
             shared.config.connect_timeout,
-            None,
+            &super::Security::PLAIN,
         )
         .await
         {

@@ -21,8 +21,8 @@ pub mod tls;
 
 pub use backoff::Backoff;
 pub use connection::{
-    CONNECT_TIMEOUT, Connection, FrameReader, FrameWriter, MAX_PREAMBLE_LEN, TransportError,
-    accept, dial,
+    CONNECT_TIMEOUT, Connection, FrameReader, FrameWriter, MAX_PREAMBLE_LEN, Security,
+    TransportError, accept, dial,
 };
 pub use inbox::{Entry, Inbox, RECV_CAPACITY};
 pub use mesh::{Mesh, MeshConfig, MeshEvent};

@@ -3,8 +3,11 @@
 //! fuzz target. Big-endian, signed, as Java's `DataOutputStream` writes.
 //! Decoding never panics and never allocates a length before checking it.
 
+mod auth;
 mod notification;
 mod preamble;
+
+pub use auth::{AUTH_MAGIC, AuthPacket, AuthStatus, MAX_TOKEN_LEN};
 
 pub use notification::{
     NULL_VOTE, Notification, ServerState, VERSION_WITH_CONFIG, watcher_bootstrap, watcher_echo,
@@ -43,6 +46,12 @@ pub enum DecodeError {
     UnknownState(i32),
     #[error("notification config length {0} does not fit the frame")]
     ConfigLength(i32),
+    #[error("an auth packet starts with {0:#x}, not the quorum auth magic")]
+    AuthMagic(i64),
+    #[error("auth packet status {0} is not 0, 1 or -1")]
+    AuthStatus(i32),
+    #[error("auth packet token length {0} is outside -1..=65536")]
+    AuthTokenLength(i32),
 }
 
 impl DecodeError {
@@ -59,6 +68,9 @@ impl DecodeError {
             DecodeError::Size(_) => "notification_size",
             DecodeError::UnknownState(_) => "notification_state",
             DecodeError::ConfigLength(_) => "notification_config_length",
+            DecodeError::AuthMagic(_)
+            | DecodeError::AuthStatus(_)
+            | DecodeError::AuthTokenLength(_) => "auth_packet",
         }
     }
 }

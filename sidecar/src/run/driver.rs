@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use zk_election::config::QuorumStores;
-use zk_election::transport::{Connector, TransportError, dial};
+use zk_election::sasl::Credentials;
+use zk_election::transport::{Connector, Security, TransportError, dial};
 use zk_election::watcher::{Action, Event, Input, LeaderEvent, LinkError, LocalServer};
 use zk_election::wire::{ElectionAddress, Preamble};
 
@@ -55,6 +56,8 @@ pub(crate) struct Driver {
     connect_timeout: Duration,
     /// The stores of a TLS quorum, read again for every dial (rotation).
     tls: Option<Arc<QuorumStores>>,
+    /// The learner's credentials when members require quorum SASL.
+    sasl: Option<Arc<Credentials>>,
 }
 
 impl Driver {
@@ -64,6 +67,7 @@ impl Driver {
         signals: Signals,
         local: watch::Receiver<Option<LocalServer>>,
         tls: Option<QuorumStores>,
+        sasl: Option<Credentials>,
     ) -> Driver {
         let (input_tx, inputs) = mpsc::unbounded_channel();
         let (preamble, connect_timeout) = {
@@ -82,6 +86,7 @@ impl Driver {
             preamble,
             connect_timeout,
             tls: tls.map(Arc::new),
+            sasl: sasl.map(Arc::new),
         }
     }
 
@@ -138,6 +143,7 @@ impl Driver {
                     preamble: self.preamble.clone(),
                     timeout: self.connect_timeout,
                     tls: self.tls.clone(),
+                    sasl: self.sasl.clone(),
                 };
                 let task = tokio::spawn(connection(dial, self.input_tx.clone(), queue));
                 self.metrics.connected();
@@ -256,17 +262,21 @@ struct Dial {
     preamble: Preamble,
     timeout: Duration,
     tls: Option<Arc<QuorumStores>>,
+    sasl: Option<Arc<Credentials>>,
 }
 
 impl Dial {
     /// Connects (TLS: with the stores as they are now), shakes hands and
     /// sends the preamble, within the timeout.
     async fn dial(&self) -> Result<zk_election::transport::Connection, TransportError> {
-        let connector = match &self.tls {
-            None => None,
-            Some(stores) => Some(Connector::load(stores)?),
+        let security = Security {
+            tls: match &self.tls {
+                None => None,
+                Some(stores) => Some(Connector::load(stores)?),
+            },
+            sasl: self.sasl.as_deref().cloned(),
         };
-        dial(&self.to, &self.preamble, self.timeout, connector.as_ref()).await
+        dial(&self.to, &self.preamble, self.timeout, &security).await
     }
 }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zk_election::config::{ElectionSecurity, QuorumConfig, QuorumStores, election_security};
+use zk_election::sasl::{Credentials, jaas_credentials};
 use zk_election::transport::Connector;
 use zk_election::watcher::{PollSlot, Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
@@ -48,6 +49,11 @@ pub(crate) struct RunArgs {
     /// an IP address, else none, and the legacy 8-byte preamble is sent.
     #[arg(long, value_name = "IP", env = "POD_IP")]
     advertise: Option<IpAddr>,
+    /// The servers' JAAS file (`java.security.auth.login.config`), read for
+    /// the learner's credentials when the members require quorum SASL
+    /// (`quorum.auth.serverRequireSasl=true`).
+    #[arg(long, value_name = "FILE", env = "ZOOKUBE_JAAS_CONFIG")]
+    jaas_config: Option<PathBuf>,
     /// Time between two polls of one member (at least 250 ms).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
@@ -149,6 +155,8 @@ struct Plan {
     local_client: SocketAddr,
     /// The quorum's PEM stores when it speaks TLS.
     tls: Option<QuorumStores>,
+    /// The learner's credentials when the members require quorum SASL.
+    sasl: Option<Credentials>,
 }
 
 async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
@@ -168,13 +176,22 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         });
     };
     let role = server.role;
-    let tls = match election_security(&cfg).map_err(RunError::Unsupported)? {
-        ElectionSecurity::Plain => None,
-        ElectionSecurity::Tls(stores) => {
-            // Refuse bad stores at the start, by name; later dials read
-            // them again, so a rotated store is used from then on.
-            Connector::load(&stores).map_err(RunError::Tls)?;
-            Some(stores)
+    let ElectionSecurity { tls, sasl } = election_security(&cfg).map_err(RunError::Unsupported)?;
+    if let Some(stores) = &tls {
+        // Refuse bad stores at the start, by name; later dials read them
+        // again, so a rotated store is used from then on.
+        Connector::load(stores).map_err(RunError::Tls)?;
+    }
+    let sasl = match (sasl, &args.jaas_config) {
+        (None, _) => None,
+        (Some(_), None) => return Err(RunError::Unsupported(
+            "the members require quorum SASL (quorum.auth.serverRequireSasl=true): give zk-sidecar the servers' JAAS file with --jaas-config FILE (or ZOOKUBE_JAAS_CONFIG), whose learner section it logs in with".to_owned(),
+        )),
+        (Some(sasl), Some(file)) => {
+            let text = config::read(file)?;
+            let credentials = jaas_credentials(&text, &sasl.login_context)
+                .map_err(|e| RunError::Unsupported(format!("{}: {e}", file.display())))?;
+            Some(credentials)
         }
     };
     let mut config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
@@ -206,6 +223,7 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         watcher,
         local_client,
         tls,
+        sasl,
     })
 }
 
@@ -246,6 +264,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         poll_interval_ms = watcher_config.poll_interval.as_millis() as u64,
         local_client = %plan.local_client,
         quorum_tls = plan.tls.is_some(),
+        quorum_sasl = plan.sasl.is_some(),
         listen = %listening.addr,
         "zk-sidecar run started"
     );
@@ -276,6 +295,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         signals,
         local_rx,
         plan.tls.clone(),
+        plan.sasl.clone(),
     );
     let health: Arc<dyn http::Health> = Arc::new(report::RunHealth(shared));
     let router = http::router(health, metrics);
