@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 use zk_election::config::QuorumConfig;
-use zk_election::wire::{Notification, Preamble, split_frame};
+use zk_election::sasl::{Credentials, DigestMd5};
+use zk_election::wire::{AUTH_MAGIC, AuthPacket, Notification, Preamble, split_frame};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
@@ -18,6 +19,33 @@ proptest! {
             prop_assert!(used <= bytes.len());
             prop_assert_eq!(payload.len() + 4, used);
         }
+    }
+
+    /// A member's quorum SASL bytes: an auth packet (the magic kept, so the
+    /// token's length is what varies) and a challenge or final message of
+    /// any text the decoder and the DIGEST-MD5 client get.
+    #[test]
+    fn sasl_packets_and_challenges(
+        status in any::<i32>(),
+        len in prop_oneof![Just(-1i32), 0i32..400, any::<i32>()],
+        rest in proptest::collection::vec(any::<u8>(), 0..400),
+        text in ".{0,300}",
+    ) {
+        let mut bytes = AUTH_MAGIC.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&status.to_be_bytes());
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(&rest);
+        if let Ok(Some((packet, used))) = AuthPacket::decode(&bytes) {
+            prop_assert!(used <= bytes.len());
+            prop_assert_eq!(used, 16 + packet.token.map_or(0, |t| t.len()));
+        }
+        let mut client = DigestMd5::new(Credentials {
+            username: "learner".into(),
+            password: "secret".into(),
+        });
+        let _ = client.respond(text.as_bytes());
+        let _ = client.respond(&rest);
+        let _ = client.verify(text.as_bytes());
     }
 
     /// Plausible frames: a valid header followed by random fields, so the
