@@ -237,6 +237,25 @@ async fn an_invalid_spec_sets_the_condition_emits_an_event_and_touches_no_child(
     fake.clear_log();
     reconcile(&stored(&fake), &ctx).await.unwrap();
     assert_eq!(writes(&fake.log()), Vec::<String>::new());
+
+    // Invalid in another way: a new Event in its own words, not another
+    // count on the first one (whose note would stay the first problem's).
+    let mut other = stored(&fake);
+    other.spec.replicas = 3;
+    other.spec.tls.quorum = Some(zk_operator::crd::QuorumTlsSpec {});
+    other.metadata.generation = Some(2);
+    fake.clear_log();
+    reconcile(&other, &ctx).await.unwrap();
+    let log = fake.log();
+    assert_eq!(
+        writes(&log),
+        vec![format!("PATCH {CLUSTER}/status"), format!("POST {EVENTS}")]
+    );
+    let note = log.last().unwrap().body["note"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(note.starts_with("spec.tls: "), "{note}");
 }
 
 #[tokio::test]

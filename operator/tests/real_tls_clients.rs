@@ -127,6 +127,28 @@ async fn a_tls_cluster_serves_tls_clients_with_a_certificate_and_refuses_those_w
     for member in status["members"].as_array().expect("members") {
         assert_eq!(member["leader"].as_u64(), Some(leader), "{member}");
     }
+
+    // Turning quorum TLS off cannot be rolled (a member without TLS and
+    // one with it cannot reach each other): refused by name, nothing
+    // restarted.
+    let pids_before = local_support::pids(&status);
+    let plain = local.dir.path().join("plain.yaml");
+    std::fs::write(
+        &plain,
+        "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: secure\nspec:\n  replicas: 3\n",
+    )
+    .expect("write the plaintext cluster");
+    let refused = local.run(&["apply", "-f", &plain.display().to_string()]);
+    local_support::assert_failure(
+        &refused,
+        1,
+        &["spec.tls.quorum cannot change on a running local ensemble"],
+    );
+    assert_eq!(
+        local_support::pids(&local.status().expect("status")),
+        pids_before
+    );
+
     let harm = local.harm_lines();
     assert!(harm.is_empty(), "the servers logged harm: {harm:#?}");
 }

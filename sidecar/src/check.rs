@@ -2,10 +2,11 @@
 //! start and zookube will run? The command to reach for when ZooKeeper
 //! refuses to start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use zk_election::config::{ElectionSecurity, election_security};
+use zk_election::sasl::jaas_credentials;
 use zk_election::transport::tls::check_member;
 use zk_ensemble::{Myid, ZooCfg, validate};
 
@@ -19,6 +20,10 @@ pub(crate) struct CheckArgs {
     /// The member's myid file (in its data directory).
     #[arg(long, value_name = "FILE")]
     myid_file: PathBuf,
+    /// The servers' JAAS file, checked for the learner's credentials when
+    /// the members require quorum SASL (as `run --jaas-config`).
+    #[arg(long, value_name = "FILE", env = "ZOOKUBE_JAAS_CONFIG")]
+    jaas_config: Option<PathBuf>,
 }
 
 /// Exit 0 when valid, 1 when invalid (every problem on stderr), 2 when a
@@ -35,7 +40,7 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
     };
     match validate(&cfg, &myid) {
         Ok(s) => {
-            if let Err(problem) = check_security(&cfg, s.myid) {
+            if let Err(problem) = check_security(&cfg, s.myid, args.jaas_config.as_deref()) {
                 eprintln!(
                     "error: {} is not a configuration zookube can run for myid {}:\n  - {problem}",
                     args.config.display(),
@@ -73,11 +78,28 @@ pub(crate) fn run(args: &CheckArgs) -> ExitCode {
 }
 
 /// The election port's security as the config sets it: one the sidecar
-/// can speak and, with quorum TLS, stores that serve this member (the key
-/// is PKCS#8 and belongs to the certificate, which chains to the trust
-/// store and names the host of the member's server line).
-fn check_security(cfg: &ZooCfg, myid: Myid) -> Result<(), String> {
-    match election_security(cfg)? {
+/// can speak; with quorum TLS, stores that serve this member (the key is
+/// PKCS#8 and belongs to the certificate, which chains to the trust store
+/// and names the host of the member's server line); with quorum SASL
+/// required, a JAAS file whose learner section the sidecar can log in with.
+fn check_security(cfg: &ZooCfg, myid: Myid, jaas: Option<&Path>) -> Result<(), String> {
+    let security = election_security(cfg)?;
+    if let Some(sasl) = &security.sasl {
+        let file = jaas.ok_or(
+            "the members require quorum SASL (quorum.auth.serverRequireSasl=true): give the servers' JAAS file with --jaas-config FILE, as zk-sidecar run needs it",
+        )?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let credentials = jaas_credentials(&text, &sasl.login_context)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        println!(
+            "ok: quorum SASL: {} logs the sidecar in as {:?} (section {})",
+            file.display(),
+            credentials.username,
+            sasl.login_context
+        );
+    }
+    match security {
         ElectionSecurity { tls: None, .. } => Ok(()),
         ElectionSecurity {
             tls: Some(stores), ..

@@ -16,6 +16,7 @@ fn check(dir: &Path, cfg: &str, myid: &str) -> Output {
         .arg(dir.join("zoo.cfg"))
         .arg("--myid-file")
         .arg(dir.join("myid"))
+        .env_remove("ZOOKUBE_JAAS_CONFIG")
         .output()
         .unwrap()
 }
@@ -217,4 +218,55 @@ fn quorum_tls_stores_are_checked_for_the_member_they_serve() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(KEY_STORE), "{}", stderr(&out));
     assert!(stores.join(TRUST_STORE).is_file());
+}
+
+/// With quorum SASL required, `check` wants the JAAS file the sidecar will
+/// log in with, and names what is missing from it.
+#[test]
+fn quorum_sasl_wants_a_jaas_file_with_the_learners_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{}quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+        EnsembleSpec::new("zk", "prod")
+            .zoo_cfg(Myid::new(1).unwrap())
+            .unwrap()
+            .render()
+    );
+    let out = check(dir.path(), &cfg, "1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--jaas-config"), "{}", stderr(&out));
+
+    let jaas = dir.path().join("jaas.conf");
+    let with = |text: &str| {
+        fs::write(&jaas, text).unwrap();
+        fs::write(dir.path().join("zoo.cfg"), &cfg).unwrap();
+        fs::write(dir.path().join("myid"), "1").unwrap();
+        Command::new(env!("CARGO_BIN_EXE_zk-sidecar"))
+            .arg("check")
+            .arg("--config")
+            .arg(dir.path().join("zoo.cfg"))
+            .arg("--myid-file")
+            .arg(dir.path().join("myid"))
+            .arg("--jaas-config")
+            .arg(&jaas)
+            .output()
+            .unwrap()
+    };
+    let out = with("QuorumServer { x required user_learner=\"pw\"; };\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no section QuorumLearner"),
+        "{}",
+        stderr(&out)
+    );
+    let out = with(
+        "QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule required username=\"learner\" password=\"pw\"; };\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("logs the sidecar in as \"learner\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("pw"), "never the password: {stdout}");
 }

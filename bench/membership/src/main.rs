@@ -38,6 +38,8 @@ struct Sample {
 
 struct Bench {
     operator: PathBuf,
+    /// Extra JVM flags for every server (the cluster's `jvmFlags`).
+    jvm_flags: Option<String>,
 }
 
 /// A local ensemble in a folder and an address block of its own.
@@ -53,10 +55,15 @@ impl<'a> Ensemble<'a> {
     async fn up(bench: &'a Bench, replicas: u32) -> Result<Ensemble<'a>> {
         let dir = tempfile::Builder::new().prefix("zk-bench-").tempdir()?;
         let file = dir.path().join("cluster.yaml");
+        let jvm_flags = bench
+            .jvm_flags
+            .as_ref()
+            .map(|f| format!("  jvmFlags: {f:?}\n"))
+            .unwrap_or_default();
         std::fs::write(
             &file,
             format!(
-                "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: bench\nspec:\n  replicas: {replicas}\n  config:\n    tickTime: 250\n"
+                "apiVersion: zookube.io/v1alpha1\nkind: ZookeeperCluster\nmetadata:\n  name: bench\nspec:\n  replicas: {replicas}\n{jvm_flags}  config:\n    tickTime: 250\n"
             ),
         )?;
         let ensemble = Ensemble {
@@ -243,17 +250,29 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut runs = 3usize;
     let mut operator = PathBuf::from("target/release/zk-operator");
+    let mut jvm_flags = None;
+    let mut only = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
             "--operator" => operator = PathBuf::from(args.next().context("--operator PATH")?),
-            other => bail!("unknown argument {other:?}; use --runs N"),
+            "--jvm-flags" => jvm_flags = Some(args.next().context("--jvm-flags FLAGS")?),
+            "--only" => only = Some(args.next().context("--only TEXT")?),
+            other => bail!(
+                "unknown argument {other:?}; use --runs N, --jvm-flags FLAGS, --only TEXT (scenarios whose name contains it)"
+            ),
         }
     }
     if !Path::new(&operator).is_file() {
         bail!("{} is missing; run bench/membership.sh", operator.display());
     }
-    let bench = Bench { operator };
+    if let Some(flags) = &jvm_flags {
+        println!("servers' extra JVM flags: {flags}");
+    }
+    let bench = Bench {
+        operator,
+        jvm_flags,
+    };
     println!(
         "{runs} runs per scenario; a znode written every 10 ms; srvr/mntr of every member every 50 ms\n"
     );
@@ -262,6 +281,9 @@ async fn main() -> Result<()> {
         "scenario", "gap median ms", "gap max ms", "elections", "writes ok", "wall s"
     );
     for name in SCENARIOS {
+        if only.as_deref().is_some_and(|only| !name.contains(only)) {
+            continue;
+        }
         let mut samples = Vec::new();
         for _ in 0..runs {
             samples.push(

@@ -59,6 +59,10 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{address} accepted the connection but did not finish the TLS handshake or SASL exchange within {timeout:?}"
+    )]
+    HandshakeTimeout { address: String, timeout: Duration },
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("quorum SASL with {address}: {reason}")]
@@ -88,6 +92,7 @@ impl TransportError {
             }
             TransportError::Connect { .. } => "connect",
             TransportError::Handshake { .. } => "tls_handshake",
+            TransportError::HandshakeTimeout { .. } => "handshake_timeout",
             TransportError::Tls(_) => "tls_config",
             TransportError::Sasl { .. } => "sasl",
             TransportError::PreambleTimeout(_) => "preamble_timeout",
@@ -154,8 +159,12 @@ pub async fn dial(
             },
         })
     };
+    // Set once TCP is up: a time-out after that is the handshake's (the
+    // member's process is slow or paused, its kernel accepted for it).
+    let connected = std::sync::atomic::AtomicBool::new(false);
     let establish = async {
         let tcp = connect.await?;
+        connected.store(true, std::sync::atomic::Ordering::Relaxed);
         let stream = match &security.tls {
             None => Stream::Plain(tcp),
             Some(connector) => match connector.handshake(&to.host, tcp).await {
@@ -188,12 +197,20 @@ pub async fn dial(
     };
     // Dropping the future on the timeout closes the socket: nothing stays
     // open without having spoken.
-    tokio::time::timeout(timeout, establish)
-        .await
-        .map_err(|_| TransportError::ConnectTimeout {
-            address: address.clone(),
-            timeout,
-        })?
+    let established = tokio::time::timeout(timeout, establish).await;
+    established.map_err(|_| {
+        if connected.load(std::sync::atomic::Ordering::Relaxed) {
+            TransportError::HandshakeTimeout {
+                address: address.clone(),
+                timeout,
+            }
+        } else {
+            TransportError::ConnectTimeout {
+                address: address.clone(),
+                timeout,
+            }
+        }
+    })?
 }
 
 /// Reads the preamble of an accepted connection within `timeout` (§2.1: a

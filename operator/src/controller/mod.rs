@@ -7,6 +7,7 @@
 mod apply;
 mod cache;
 mod error;
+mod events;
 mod reconcile;
 mod triggers;
 mod watched;
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -44,7 +45,7 @@ pub struct Context {
     pub client: Client,
     pub defaults: Defaults,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub sidecars: SidecarClient,
     /// Reads and changes ensembles' membership (`reconfig`).
     pub admin: Arc<dyn EnsembleAdmin>,
@@ -96,7 +97,7 @@ impl Context {
             instance,
         };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Events::new(client.clone(), reporter),
             client,
             defaults,
             metrics,
@@ -257,7 +258,7 @@ fn failed(
     let delay = backoff(attempt);
     warn!(cluster = %key.name, namespace = ?key.namespace, %error, ?delay, "reconcile failed");
     let event = reconcile::failure_event(error);
-    let recorder = ctx.recorder.clone();
+    let recorder = ctx.events.recorder(&event);
     tokio::spawn(async move {
         if let Err(e) = recorder.publish(&event, &reference).await {
             warn!(error = %e, "cannot publish an Event");
@@ -311,9 +312,7 @@ async fn publish_about(
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        warn!(error = %e, reason, "cannot publish an Event");
-    }
+    ctx.events.publish(&event, reference).await;
 }
 
 /// The cluster a member pod belongs to, from its labels.

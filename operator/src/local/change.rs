@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use zk_ensemble::plan::{
     self, Desired, MemberObservation, Membership, Observation, Step, configured_servers,
 };
-use zk_ensemble::{MemberState, Myid, Role};
+use zk_ensemble::{MemberState, Myid, Ports, Role};
 
 use super::backend::{Launcher, LocalEnsemble};
 use super::commands::{
@@ -153,9 +153,21 @@ impl Cli {
         }
         let (_, running) =
             read_cluster(&self.layout.cluster_file(), Some(&ensemble.state.cluster))?;
-        if running.ensemble.ports != cluster.ensemble.ports {
+        // The TLS client port is in no server line: a roll moves it.
+        let lines = |ports: Ports| Ports {
+            secure_client: 0,
+            ..ports
+        };
+        if lines(running.ensemble.ports) != lines(cluster.ensemble.ports) {
             return Err(LocalError::Immutable {
                 field: "spec.ports",
+                why: "every member's address and server line depend on it",
+            });
+        }
+        if running.ensemble.quorum_tls != cluster.ensemble.quorum_tls {
+            return Err(LocalError::Immutable {
+                field: "spec.tls.quorum",
+                why: "a member restarted with TLS and one without cannot reach each other, so a roll would stop at its first member",
             });
         }
         if ensemble.state.alive().is_empty() {

@@ -182,9 +182,12 @@ pub enum LocalError {
         source: std::io::Error,
     },
     #[error(
-        "{field} cannot change on a running local ensemble (every member's address and server line depend on it); `zk-operator local down`, then `up` with the new file"
+        "{field} cannot change on a running local ensemble ({why}); `zk-operator local down` (the data is kept), then `up` with the new file"
     )]
-    Immutable { field: &'static str },
+    Immutable {
+        field: &'static str,
+        why: &'static str,
+    },
 }
 
 impl LocalError {

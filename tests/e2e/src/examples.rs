@@ -30,8 +30,16 @@ pub const FULL: Example = Example {
     text: include_str!("../../../examples/full.yaml"),
 };
 
+/// Quorum and client TLS: the API server admits it; the operator refuses
+/// it on Kubernetes (`InvalidSpec` on `spec.tls`) until it mounts
+/// certificates, which the suite checks on a running cluster.
+pub const TLS: Example = Example {
+    file: "tls.yaml",
+    text: include_str!("../../../examples/tls.yaml"),
+};
+
 /// Every example, in the order the suite runs them.
-pub const ALL: [Example; 2] = [MINIMAL, FULL];
+pub const ALL: [Example; 3] = [MINIMAL, FULL, TLS];
 
 impl Example {
     /// The cluster as written in the file.
