@@ -21,6 +21,14 @@ async fn bind() -> (TcpListener, ElectionAddress) {
     (listener, ElectionAddress::new("127.0.0.1", port))
 }
 
+/// A plaintext dial with a one-second time-out.
+async fn dial(
+    address: &ElectionAddress,
+    preamble: &Preamble,
+) -> Result<transport::Connection, TransportError> {
+    transport::dial(address, preamble, SECOND, &transport::Security::PLAIN).await
+}
+
 fn watcher_preamble() -> Preamble {
     Preamble::V1 {
         sid: (1 << 62) + 3,
@@ -33,10 +41,7 @@ async fn the_preamble_arrives_first_and_in_one_piece() {
     let (listener, address) = bind().await;
     let preamble = watcher_preamble();
     let dialled = tokio::spawn(async move {
-        let mut connection =
-            transport::dial(&address, &preamble, SECOND, &transport::Security::PLAIN)
-                .await
-                .unwrap();
+        let mut connection = dial(&address, &preamble).await.unwrap();
         connection.send(&watcher_bootstrap(0)).await.unwrap();
         connection
     });
@@ -57,14 +62,7 @@ async fn dial_and_accept_exchange_notifications_both_ways() {
         let (stream, _) = listener.accept().await.unwrap();
         transport::accept(stream, SECOND).await.unwrap()
     });
-    let mut dialler = transport::dial(
-        &address,
-        &watcher_preamble(),
-        SECOND,
-        &transport::Security::PLAIN,
-    )
-    .await
-    .unwrap();
+    let mut dialler = dial(&address, &watcher_preamble()).await.unwrap();
     dialler.send(&watcher_bootstrap(7)).await.unwrap();
     let (preamble, mut acceptor) = accepted.await.unwrap();
     assert_eq!(preamble, watcher_preamble());
@@ -87,14 +85,7 @@ async fn a_malformed_notification_is_dropped_but_the_connection_stays() {
         let (stream, _) = listener.accept().await.unwrap();
         transport::accept(stream, SECOND).await.unwrap().1
     });
-    let mut dialler = transport::dial(
-        &address,
-        &Preamble::Legacy { sid: 5 },
-        SECOND,
-        &transport::Security::PLAIN,
-    )
-    .await
-    .unwrap();
+    let mut dialler = dial(&address, &Preamble::Legacy { sid: 5 }).await.unwrap();
     dialler.send(&[0u8; 36]).await.unwrap(); // §9.2 N7
     dialler.send(&watcher_bootstrap(1)).await.unwrap();
     let mut acceptor = accepted.await.unwrap();
@@ -171,7 +162,7 @@ async fn nothing_is_dialled_with_a_preamble_that_would_hurt_a_member() {
         address: ElectionAddress::new("10.0.0.9", 3888),
     };
     assert!(matches!(
-        transport::dial(&address, &bad, SECOND, &transport::Security::PLAIN).await,
+        dial(&address, &bad).await,
         Err(TransportError::Encode(EncodeError::BadSid(i64::MAX)))
     ));
     // No connection was attempted.
@@ -183,26 +174,12 @@ async fn nothing_is_dialled_with_a_preamble_that_would_hurt_a_member() {
 async fn refused_connections_and_oversized_frames_are_errors() {
     let (listener, address) = bind().await;
     drop(listener);
-    let refused = transport::dial(
-        &address,
-        &watcher_preamble(),
-        SECOND,
-        &transport::Security::PLAIN,
-    )
-    .await
-    .unwrap_err();
+    let refused = dial(&address, &watcher_preamble()).await.unwrap_err();
     assert_eq!(refused.reason(), "connection_refused");
 
     let (listener, address) = bind().await;
     let _accepted = tokio::spawn(async move { listener.accept().await });
-    let mut dialler = transport::dial(
-        &address,
-        &watcher_preamble(),
-        SECOND,
-        &transport::Security::PLAIN,
-    )
-    .await
-    .unwrap();
+    let mut dialler = dial(&address, &watcher_preamble()).await.unwrap();
     assert!(matches!(
         dialler.send(&vec![0; 524_289]).await,
         Err(TransportError::Encode(EncodeError::FrameLength(524_289)))

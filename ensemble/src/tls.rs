@@ -124,6 +124,10 @@ pub fn is_quorum_tls_key(key: &str) -> bool {
     quorum_keys("").iter().any(|(k, _)| *k == key)
 }
 
+/// Where a caller on loopback comes from, as a certificate names it: an
+/// unbound socket leaves from 127.0.0.1, whose reverse name is `localhost`.
+pub const LOOPBACK_CALLER: [&str; 2] = ["127.0.0.1", "localhost"];
+
 /// The names member `myid`'s quorum certificate covers. First its host as
 /// the server list names it (callers verify that). Then where its own
 /// connections come from, which the members it calls verify: on loopback
@@ -133,7 +137,7 @@ pub fn is_quorum_tls_key(key: &str) -> bool {
 pub fn member_names(spec: &EnsembleSpec, myid: Myid) -> Vec<String> {
     let mut names = vec![spec.host(myid)];
     if let Placement::Loopback { .. } = spec.placement {
-        names.extend(["127.0.0.1".to_owned(), "localhost".to_owned()]);
+        names.extend(LOOPBACK_CALLER.map(str::to_owned));
     }
     names
 }

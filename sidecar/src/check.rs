@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use zk_election::config::{ElectionSecurity, election_security};
-use zk_election::sasl::jaas_credentials;
 use zk_election::transport::tls::check_member;
 use zk_ensemble::{Myid, ZooCfg, validate};
 
@@ -88,10 +87,8 @@ fn check_security(cfg: &ZooCfg, myid: Myid, jaas: Option<&Path>) -> Result<(), S
         let file = jaas.ok_or(
             "the members require quorum SASL (quorum.auth.serverRequireSasl=true): give the servers' JAAS file with --jaas-config FILE, as zk-sidecar run needs it",
         )?;
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let credentials = jaas_credentials(&text, &sasl.login_context)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let credentials =
+            config::learner_credentials(file, &sasl.login_context).map_err(|e| e.to_string())?;
         println!(
             "ok: quorum SASL: {} logs the sidecar in as {:?} (section {})",
             file.display(),

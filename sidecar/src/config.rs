@@ -1,9 +1,11 @@
 //! Reading a member's `zoo.cfg` (with the dynamic file it may name) and its
-//! `myid` file from disk. Interpretation lives in `zk-ensemble`.
+//! `myid` file from disk, and the servers' JAAS file for quorum SASL.
+//! Interpretation lives in `zk-ensemble` and `zk-election`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use zk_election::sasl::{Credentials, SaslError, jaas_credentials};
 use zk_ensemble::ZooCfg;
 use zk_ensemble::zoocfg::ParseErrors;
 
@@ -19,6 +21,12 @@ pub(crate) enum LoadError {
     },
     #[error("{}: {}", path.display(), errors.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Parse { path: PathBuf, errors: ParseErrors },
+    #[error("{}: {source}", path.display())]
+    Jaas {
+        path: PathBuf,
+        #[source]
+        source: SaslError,
+    },
 }
 
 impl LoadError {
@@ -26,13 +34,22 @@ impl LoadError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             LoadError::Read { .. } => 2,
-            LoadError::Parse { .. } => 1,
+            LoadError::Parse { .. } | LoadError::Jaas { .. } => 1,
         }
     }
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, LoadError> {
     fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The learner's credentials for quorum SASL: the section `context` of
+/// the servers' JAAS file `path`.
+pub(crate) fn learner_credentials(path: &Path, context: &str) -> Result<Credentials, LoadError> {
+    jaas_credentials(&read(path)?, context).map_err(|source| LoadError::Jaas {
         path: path.to_owned(),
         source,
     })

@@ -128,7 +128,7 @@ async fn a_plaintext_caller_and_a_caller_from_another_ca_are_refused_and_harm_no
     // Another CA's certificate, for the right names, trusting our CA: only
     // the member's check of the caller can refuse it.
     let other = Authority::generate("elsewhere", "zk", SystemTime::now()).expect("a CA");
-    let names = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let names = zk_ensemble::tls::LOOPBACK_CALLER.map(str::to_owned);
     let leaf = other.issue(&names, SystemTime::now()).expect("a leaf");
     let folder = tempfile::tempdir().expect("a folder");
     zk_process::stores::write_stores(folder.path(), &other.key_store(&leaf), ca.cert_pem())
@@ -216,7 +216,7 @@ async fn answers(
 /// `issuer` for the addresses a loopback caller comes from, trusting
 /// `trusted`.
 fn caller(folder: &Path, issuer: &Authority, trusted: &[&Authority]) -> Connector {
-    let names = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let names = zk_ensemble::tls::LOOPBACK_CALLER.map(str::to_owned);
     let leaf = issuer.issue(&names, SystemTime::now()).expect("a leaf");
     let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
     zk_process::stores::write_stores(folder, &issuer.key_store(&leaf), &trust).expect("stores");

@@ -105,8 +105,8 @@ impl TransportError {
 }
 
 /// What a dial speaks besides plain TCP: TLS, and quorum SASL after the
-/// preamble. The default is neither.
-#[derive(Debug, Clone, Default)]
+/// preamble ([`Security::PLAIN`]: neither).
+#[derive(Debug, Clone)]
 pub struct Security {
     pub tls: Option<Connector>,
     pub sasl: Option<Credentials>,

@@ -117,6 +117,26 @@ pub fn key_store(
     Ok((key, chain))
 }
 
+/// The trust store's CA certificates as rustls roots; an empty store is
+/// refused by name.
+fn trust_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let cas = certificates(path)?;
+    if cas.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+            fix: "the trust store is the CA certificates, PEM",
+        });
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca).map_err(|source| TlsError::Rustls {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(roots)
+}
+
 /// Whether the stores serve member `host`: the key store's key belongs to
 /// its first certificate, which chains to a CA of the trust store, is valid
 /// now and names `host`. What `zk-sidecar check` asks before ZooKeeper
@@ -124,16 +144,13 @@ pub fn key_store(
 pub fn check_member(stores: &QuorumStores, host: &str) -> Result<(), TlsError> {
     let (key, chain) = key_store(&stores.key_store)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let rustls_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TlsError::Rustls { path, source }
-    };
-    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider)
-        .map_err(rustls_error(&stores.key_store))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in certificates(&stores.trust_store)? {
-        roots.add(ca).map_err(rustls_error(&stores.trust_store))?;
-    }
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider).map_err(|source| {
+        TlsError::Rustls {
+            path: stores.key_store.clone(),
+            source,
+        }
+    })?;
+    let roots = trust_roots(&stores.trust_store)?;
     let verifier =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
@@ -176,20 +193,7 @@ impl Connector {
     /// certificates as the only roots.
     pub fn load(stores: &QuorumStores) -> Result<Connector, TlsError> {
         let (key, chain) = key_store(&stores.key_store)?;
-        let mut roots = rustls::RootCertStore::empty();
-        let cas = certificates(&stores.trust_store)?;
-        if cas.is_empty() {
-            return Err(TlsError::NoCertificate {
-                path: stores.trust_store.clone(),
-                fix: "the trust store is the CA certificates, PEM",
-            });
-        }
-        for ca in cas {
-            roots.add(ca).map_err(|source| TlsError::Rustls {
-                path: stores.trust_store.clone(),
-                source,
-            })?;
-        }
+        let roots = trust_roots(&stores.trust_store)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
-use zk_ensemble::tls::Authority;
+use zk_ensemble::tls::{self, Authority};
 use zk_ensemble::{Myid, SidecarStatus, ZooCfg};
 use zk_process::install::write_logging_config;
 use zk_process::{Installation, Signal, stores};
@@ -235,7 +235,7 @@ impl LocalEnsemble {
             .map_err(written(&tls.dir))?;
         let client = self.layout.client_tls_dir();
         if tls.client && !client.join("tls.key").is_file() {
-            let leaf = issue(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+            let leaf = issue(&tls::LOOPBACK_CALLER.map(str::to_owned))?;
             fs::create_dir_all(&client)
                 .and_then(|()| stores::replace(&client.join("ca.crt"), ca.cert_pem(), 0o644))
                 .and_then(|()| stores::replace(&client.join("tls.crt"), &leaf.cert_pem, 0o644))

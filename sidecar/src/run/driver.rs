@@ -54,10 +54,30 @@ pub(crate) struct Driver {
     links: HashMap<(i64, u64), Link>,
     preamble: Preamble,
     connect_timeout: Duration,
+    /// What every dial speaks besides plain TCP.
+    security: Arc<DialSecurity>,
+}
+
+/// What the watcher's dials speak besides plain TCP, as `run` found it.
+#[derive(Debug, Clone)]
+pub(crate) struct DialSecurity {
     /// The stores of a TLS quorum, read again for every dial (rotation).
-    tls: Option<Arc<QuorumStores>>,
+    pub(crate) tls: Option<QuorumStores>,
     /// The learner's credentials when members require quorum SASL.
-    sasl: Option<Arc<Credentials>>,
+    pub(crate) sasl: Option<Credentials>,
+}
+
+impl DialSecurity {
+    /// The dial's security now: a connector from the stores as they are.
+    fn now(&self) -> Result<Security, TransportError> {
+        Ok(Security {
+            tls: match &self.tls {
+                None => None,
+                Some(stores) => Some(Connector::load(stores)?),
+            },
+            sasl: self.sasl.clone(),
+        })
+    }
 }
 
 impl Driver {
@@ -66,8 +86,7 @@ impl Driver {
         metrics: Arc<Metrics>,
         signals: Signals,
         local: watch::Receiver<Option<LocalServer>>,
-        tls: Option<QuorumStores>,
-        sasl: Option<Credentials>,
+        security: DialSecurity,
     ) -> Driver {
         let (input_tx, inputs) = mpsc::unbounded_channel();
         let (preamble, connect_timeout) = {
@@ -85,8 +104,7 @@ impl Driver {
             links: HashMap::new(),
             preamble,
             connect_timeout,
-            tls: tls.map(Arc::new),
-            sasl: sasl.map(Arc::new),
+            security: Arc::new(security),
         }
     }
 
@@ -142,8 +160,7 @@ impl Driver {
                     to,
                     preamble: self.preamble.clone(),
                     timeout: self.connect_timeout,
-                    tls: self.tls.clone(),
-                    sasl: self.sasl.clone(),
+                    security: self.security.clone(),
                 };
                 let task = tokio::spawn(connection(dial, self.input_tx.clone(), queue));
                 self.metrics.connected();
@@ -261,21 +278,14 @@ struct Dial {
     to: ElectionAddress,
     preamble: Preamble,
     timeout: Duration,
-    tls: Option<Arc<QuorumStores>>,
-    sasl: Option<Arc<Credentials>>,
+    security: Arc<DialSecurity>,
 }
 
 impl Dial {
     /// Connects (TLS: with the stores as they are now), shakes hands and
     /// sends the preamble, within the timeout.
     async fn dial(&self) -> Result<zk_election::transport::Connection, TransportError> {
-        let security = Security {
-            tls: match &self.tls {
-                None => None,
-                Some(stores) => Some(Connector::load(stores)?),
-            },
-            sasl: self.sasl.as_deref().cloned(),
-        };
+        let security = self.security.now()?;
         dial(&self.to, &self.preamble, self.timeout, &security).await
     }
 }

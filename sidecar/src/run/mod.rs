@@ -18,8 +18,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use zk_election::config::{ElectionSecurity, QuorumConfig, QuorumStores, election_security};
-use zk_election::sasl::{Credentials, jaas_credentials};
+use zk_election::config::{ElectionSecurity, QuorumConfig, election_security};
 use zk_election::transport::Connector;
 use zk_election::watcher::{PollSlot, Watcher, WatcherConfig};
 use zk_election::wire::ElectionAddress;
@@ -153,10 +152,8 @@ struct Plan {
     role: Role,
     watcher: Watcher,
     local_client: SocketAddr,
-    /// The quorum's PEM stores when it speaks TLS.
-    tls: Option<QuorumStores>,
-    /// The learner's credentials when the members require quorum SASL.
-    sasl: Option<Credentials>,
+    /// TLS stores and SASL credentials, when the quorum wants them.
+    security: driver::DialSecurity,
 }
 
 async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
@@ -187,12 +184,7 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         (Some(_), None) => return Err(RunError::Unsupported(
             "the members require quorum SASL (quorum.auth.serverRequireSasl=true): give zk-sidecar the servers' JAAS file with --jaas-config FILE (or ZOOKUBE_JAAS_CONFIG), whose learner section it logs in with".to_owned(),
         )),
-        (Some(sasl), Some(file)) => {
-            let text = config::read(file)?;
-            let credentials = jaas_credentials(&text, &sasl.login_context)
-                .map_err(|e| RunError::Unsupported(format!("{}: {e}", file.display())))?;
-            Some(credentials)
-        }
+        (Some(sasl), Some(file)) => Some(config::learner_credentials(file, &sasl.login_context)?),
     };
     let mut config = WatcherConfig::new(myid, advertised(args.advertise, &cfg, myid))
         .with_poll_interval(args.poll_interval);
@@ -222,8 +214,7 @@ async fn prepare(args: &RunArgs, now: Instant) -> Result<Plan, RunError> {
         role,
         watcher,
         local_client,
-        tls,
-        sasl,
+        security: driver::DialSecurity { tls, sasl },
     })
 }
 
@@ -263,8 +254,8 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         preamble = ?watcher_config.preamble,
         poll_interval_ms = watcher_config.poll_interval.as_millis() as u64,
         local_client = %plan.local_client,
-        quorum_tls = plan.tls.is_some(),
-        quorum_sasl = plan.sasl.is_some(),
+        quorum_tls = plan.security.tls.is_some(),
+        quorum_sasl = plan.security.sasl.is_some(),
         listen = %listening.addr,
         "zk-sidecar run started"
     );
@@ -294,8 +285,7 @@ async fn serve(args: &RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         signals,
         local_rx,
-        plan.tls.clone(),
-        plan.sasl.clone(),
+        plan.security.clone(),
     );
     let health: Arc<dyn http::Health> = Arc::new(report::RunHealth(shared));
     let router = http::router(health, metrics);

@@ -227,19 +227,8 @@ impl LoopbackEnsemble {
     /// ([`LoopbackEnsemble::rotate_trust_store`], then
     /// [`LoopbackEnsemble::rotate_key_store`]; see `zk_process::stores`).
     pub fn write_quorum_stores(&self, myid: Myid, issuer: &Authority, trusted: &[&Authority]) {
-        let leaf = issuer
-            .issue(
-                &zk_ensemble::tls::member_names(&self.spec, myid),
-                SystemTime::now(),
-            )
-            .expect("a member certificate");
-        let trust: String = trusted.iter().map(|ca| ca.cert_pem()).collect();
-        zk_process::stores::write_stores(
-            Path::new(&self.spec.tls_dir(myid)),
-            &issuer.key_store(&leaf),
-            &trust,
-        )
-        .expect("write the quorum stores");
+        self.rotate_trust_store(myid, trusted);
+        self.rotate_key_store(myid, issuer);
     }
 
     /// Replaces member `myid`'s trust store with the certificates of
